@@ -1,0 +1,88 @@
+"""daskasync: asynchrony and history for distributed optimization on Dask.
+
+The Dask counterpart of the ASYNC engine (Soori et al., IPDPS 2020): data partitioned into
+row blocks on the workers, a versioned model broadcast with history, bookkeeping of every
+task's staleness, barrier policies, and synchronous/asynchronous solvers on top.
+"""
+
+from .api import lipschitz_constant, minimize
+from .data import PartitionedData
+from .datasets import load_libsvm, make_epsilon_like, make_rcv1_like
+from .engine import (
+    SSP,
+    Async,
+    Barrier,
+    BarrierError,
+    BoundedStaleness,
+    Broadcaster,
+    Coordinator,
+    Engine,
+    PartitionState,
+    Predicate,
+    Quorum,
+    ResultAttributes,
+    Sync,
+    Ticket,
+    WorkerStats,
+    make_barrier,
+)
+from .losses import LogisticLoss, Loss, SquaredLoss, get_loss
+from .penalties import L1, L2, ElasticNet, NoPenalty, Penalty, make_penalty
+from .result import FitResult, Record
+from .schedules import constant, inv_sqrt, make_schedule
+from .solvers import SOLVERS, Problem, StopCriteria
+from .stragglers import Cloud, DelayFunction, Intensity, NoStragglers, Straggler, make_straggler
+from .tasks import sample_rows
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "L1",
+    "L2",
+    "SOLVERS",
+    "SSP",
+    "Async",
+    "Barrier",
+    "BarrierError",
+    "BoundedStaleness",
+    "Broadcaster",
+    "Cloud",
+    "Coordinator",
+    "DelayFunction",
+    "ElasticNet",
+    "Engine",
+    "FitResult",
+    "Intensity",
+    "LogisticLoss",
+    "Loss",
+    "NoPenalty",
+    "NoStragglers",
+    "PartitionState",
+    "PartitionedData",
+    "Penalty",
+    "Predicate",
+    "Problem",
+    "Quorum",
+    "Record",
+    "ResultAttributes",
+    "SquaredLoss",
+    "StopCriteria",
+    "Straggler",
+    "Sync",
+    "Ticket",
+    "WorkerStats",
+    "__version__",
+    "constant",
+    "get_loss",
+    "inv_sqrt",
+    "lipschitz_constant",
+    "load_libsvm",
+    "make_barrier",
+    "make_epsilon_like",
+    "make_penalty",
+    "make_rcv1_like",
+    "make_schedule",
+    "make_straggler",
+    "minimize",
+    "sample_rows",
+]

@@ -1,0 +1,874 @@
+"""Row-partitioned training data persisted on the workers of a Dask cluster.
+
+:class:`PartitionedData` cuts a design matrix ``X`` and labels ``y`` into
+contiguous row blocks, places each block ``(X_block, y_block)`` on a worker once
+and keeps the :class:`distributed.Future` objects pointing at them. Optimization
+tasks then take these futures as arguments, so the data never travels through
+the driver again.
+
+Blocks are canonical:
+
+* ``X_block`` is a C-contiguous float64 :class:`numpy.ndarray` (dense data) or a
+  float64 :class:`scipy.sparse.csr_matrix` with sorted, unique column indices
+  (sparse data);
+* ``y_block`` is a float64 1-D :class:`numpy.ndarray`.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import uuid
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+import sparse
+from distributed import Client, Future, get_client
+
+from . import datasets
+
+__all__ = ["PartitionedData"]
+
+Block = tuple[np.ndarray | sp.csr_matrix, np.ndarray]
+
+_FINITE_CHECK_ROWS = 65_536  # rows per step of the driver-side finite check (bounds temporaries)
+
+
+# --------------------------------------------------------------------------- #
+# Helpers (validation and block construction); the block functions run on workers
+# --------------------------------------------------------------------------- #
+def _resolve_client(client: Client | None) -> Client:
+    if client is None:
+        try:
+            return get_client()
+        except ValueError:
+            raise ValueError("no distributed Client: pass client= or create one") from None
+    if not isinstance(client, Client):
+        raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
+    return client
+
+
+def _check_n_partitions(n_partitions: Any, n: int | None = None) -> int | None:
+    """Validate ``n_partitions`` (None allowed); ``n`` is the number of rows if known."""
+    if n_partitions is None:
+        return None
+    if isinstance(n_partitions, bool) or not isinstance(n_partitions, numbers.Integral):
+        raise TypeError(
+            f"n_partitions must be a positive int or None, got {type(n_partitions).__name__}"
+        )
+    value = int(n_partitions)
+    if value < 1:
+        raise ValueError(f"n_partitions must be a positive int, got {value}")
+    if n is not None and value > n:
+        raise ValueError(
+            f"n_partitions={value} is larger than the number of rows of X ({n}); "
+            "every partition needs at least one row"
+        )
+    return value
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    if int(value) < 1:
+        raise ValueError(f"{name} must be a positive int, got {int(value)}")
+    return int(value)
+
+
+def _check_dtype(dtype: Any, name: str) -> None:
+    kind = np.dtype(dtype).kind
+    if kind not in "biuf":
+        raise TypeError(
+            f"{name} must have a numeric (bool, integer or real floating) dtype, got {dtype}"
+        )
+
+
+def _split_sizes(n: int, p: int) -> np.ndarray:
+    """Row counts of ``np.array_split(range(n), p)``: near-equal, larger blocks first."""
+    q, r = divmod(n, p)
+    return np.array([q + 1] * r + [q] * (p - r), dtype=np.int64)
+
+
+def _offsets(sizes: Sequence[int] | np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))]).astype(np.int64)
+
+
+def _worker_slots(client: Client) -> list[str]:
+    """Worker addresses, each repeated once per thread, interleaved for round-robin use."""
+    nthreads = client.nthreads()
+    if not nthreads:
+        return []
+    workers = sorted(nthreads)
+    most = max(nthreads.values())
+    return [w for t in range(most) for w in workers if nthreads[w] > t]
+
+
+def _default_n_partitions(client: Client, n: int) -> int:
+    threads = sum(client.nthreads().values())
+    return min(n, max(2 * threads, 1))
+
+
+def _canonical_csr(X: Any) -> sp.csr_matrix:
+    """float64 CSR with sorted, unique indices; never mutates the input."""
+    if isinstance(X, sparse.SparseArray):
+        X = (
+            X.to_scipy_sparse()
+            if hasattr(X, "to_scipy_sparse")
+            else sparse.COO(X).to_scipy_sparse()
+        )
+    out = sp.csr_matrix(X, dtype=np.float64)
+    if not out.has_canonical_format:
+        out = out.copy()
+        out.sum_duplicates()
+    return out
+
+
+def _dense_is_finite(X: np.ndarray) -> bool:
+    for start in range(0, X.shape[0], _FINITE_CHECK_ROWS):
+        if not np.isfinite(X[start : start + _FINITE_CHECK_ROWS]).all():
+            return False
+    return True
+
+
+def _finalize_block(X: Any, y: Any, index: int) -> Block:
+    """Worker task: turn a dask block pair into the canonical ``(X_block, y_block)``."""
+    if sp.issparse(X) or isinstance(X, sparse.SparseArray):
+        if isinstance(X, sparse.SparseArray) and X.fill_value != 0:
+            raise ValueError(f"X partition {index} has a non-zero fill_value ({X.fill_value})")
+        Xb: np.ndarray | sp.csr_matrix = _canonical_csr(X)
+        finite = bool(np.isfinite(Xb.data).all())
+    else:
+        Xb = np.ascontiguousarray(np.asarray(X), dtype=np.float64)
+        finite = _dense_is_finite(Xb)
+    if Xb.ndim != 2:
+        raise ValueError(f"X partition {index} is not 2-D (shape {Xb.shape})")
+    if not finite:
+        raise ValueError(f"X contains NaN or infinite values (partition {index})")
+    yb = np.ascontiguousarray(np.asarray(y), dtype=np.float64).reshape(-1)
+    if yb.shape[0] != Xb.shape[0]:
+        raise ValueError(
+            f"y partition {index} has {yb.shape[0]} entries but X partition has {Xb.shape[0]} rows"
+        )
+    if not np.isfinite(yb).all():
+        raise ValueError(f"y contains NaN or infinite values (partition {index})")
+    return Xb, yb
+
+
+def _synthetic_block(
+    kind: str, start: int, stop: int, d: int, seed: int, params: dict[str, float]
+) -> Block:
+    """Worker task: rows ``[start, stop)`` of a synthetic dataset."""
+    return datasets.synthetic_rows(kind, start, stop, d, seed, **params)
+
+
+_MAX_LABELS = 1000
+
+
+def _label_values(y: np.ndarray) -> np.ndarray | None:
+    """Distinct label values, or ``None`` when there are more than ``_MAX_LABELS``."""
+    u = np.unique(y)
+    return u if len(u) <= _MAX_LABELS else None
+
+
+def _merge_labels(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    if any(p is None for p in parts):
+        return None
+    return _label_values(np.concatenate(parts)) if parts else None
+
+
+def _block_stats(block: Block) -> tuple[int, int, np.ndarray | None]:
+    """Worker task: ``(rows, stored entries, distinct labels)`` of a block."""
+    X = block[0]
+    nnz = int(X.nnz) if sp.issparse(X) else int(X.size)
+    return int(X.shape[0]), nnz, _label_values(block[1])
+
+
+def _validate_local_X(X: Any) -> tuple[np.ndarray | sp.csr_matrix, bool]:
+    """Validate a driver-side ``X`` and convert it to float64 ndarray / canonical CSR."""
+    if isinstance(X, sparse.SparseArray) or sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got a sparse array of shape {X.shape}")
+        _check_dtype(X.dtype, "X")
+        if isinstance(X, sparse.SparseArray) and X.fill_value != 0:
+            raise ValueError(f"X must have fill_value 0, got fill_value={X.fill_value}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"X is empty (shape {X.shape})")
+        csr = _canonical_csr(X)
+        if not np.isfinite(csr.data).all():
+            raise ValueError("X contains NaN or infinite values")
+        return csr, True
+    if dask.is_dask_collection(X):
+        raise TypeError(
+            f"X must be an array, a sparse matrix or a dask array, got {type(X).__name__} "
+            "(convert dask DataFrames with .to_dask_array(lengths=True))"
+        )
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"X could not be converted to a numeric array: {exc}") from exc
+    if arr.ndim != 2:
+        raise ValueError(f"X must be 2-D, got an array of shape {arr.shape}")
+    _check_dtype(arr.dtype, "X")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"X is empty (shape {arr.shape})")
+    if arr.dtype.kind == "f" and not _dense_is_finite(arr):
+        raise ValueError("X contains NaN or infinite values")
+    return arr, False
+
+
+def _validate_y_meta(y: Any, n: int) -> Any:
+    """Check ``y``'s shape and dtype (no data access for dask arrays); return array-like."""
+    if isinstance(y, da.Array):
+        arr: Any = y
+    elif dask.is_dask_collection(y):
+        raise TypeError(
+            f"y must be an array, a list, a pandas Series or a dask array, got {type(y).__name__}"
+        )
+    elif sp.issparse(y) or isinstance(y, sparse.SparseArray):
+        raise TypeError("y must be dense (numpy array, list, pandas Series or dask array)")
+    else:
+        try:
+            arr = np.asarray(y)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"y could not be converted to a numeric array: {exc}") from exc
+    if arr.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {arr.shape}")
+    _check_dtype(arr.dtype, "y")
+    if isinstance(arr, da.Array) and np.isnan(arr.shape[0]):
+        raise ValueError("y has unknown length; call y.compute_chunk_sizes() first")
+    if arr.shape[0] != n:
+        raise ValueError(f"y has {arr.shape[0]} entries but X has {n} rows")
+    return arr
+
+
+def _check_y_finite(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    if not np.isfinite(y).all():
+        raise ValueError("y contains NaN or infinite values")
+    return y
+
+
+# --------------------------------------------------------------------------- #
+# PartitionedData
+# --------------------------------------------------------------------------- #
+class PartitionedData:
+    """Row blocks persisted on the workers, plus labels.
+
+    Partition ``i`` holds global rows ``offsets[i]:offsets[i + 1]`` as a future
+    resolving to ``(X_block, y_block)``: a C-contiguous float64 ndarray or a
+    canonical float64 :class:`scipy.sparse.csr_matrix`, and a float64 1-D label
+    vector. Build instances with :meth:`from_arrays`, :meth:`from_libsvm` or
+    :meth:`synthetic`; the constructors validate everything they can on the
+    driver before anything is sent to the cluster, then wait until every block
+    exists on the workers.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        Client owning the futures.
+    parts : list of distributed.Future
+        One future per partition, resolving to ``(X_block, y_block)``.
+    offsets : array-like of int, shape (P + 1,)
+        Row offsets of the partitions, starting at 0.
+    d : int
+        Number of columns.
+    is_sparse : bool
+        Whether blocks hold CSR matrices.
+    nnz : int
+        Total number of stored entries (``n * d`` for dense data).
+    name : str
+        Human-readable name of the dataset.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> from daskasync.data import PartitionedData
+    >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+    ...                        dashboard_address=None)
+    >>> client = Client(cluster)
+    >>> X, y = np.arange(20.0).reshape(10, 2), np.ones(10)
+    >>> with PartitionedData.from_arrays(X, y, n_partitions=3, client=client) as data:
+    ...     print(data.rows_per_partition.tolist(), data.n, data.d)
+    ...     Xg, yg = data.gather()
+    [4, 3, 3] 10 2
+    >>> bool(np.array_equal(Xg, X))
+    True
+    >>> client.close(); cluster.close()
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        parts: Sequence[Future],
+        offsets: Sequence[int] | np.ndarray,
+        d: int,
+        *,
+        is_sparse: bool,
+        nnz: int,
+        name: str,
+        label_values: np.ndarray | None = None,
+    ) -> None:
+        offs = np.asarray(offsets, dtype=np.int64)
+        if offs.ndim != 1 or offs.shape[0] != len(parts) + 1 or offs[0] != 0:
+            raise ValueError("offsets must have shape (len(parts) + 1,) and start at 0")
+        if np.any(np.diff(offs) < 0):
+            raise ValueError("offsets must be non-decreasing")
+        self._client = client
+        self._parts: list[Future] = list(parts)
+        self._offsets = offs
+        self._offsets.setflags(write=False)
+        self._d = int(d)
+        self._is_sparse = bool(is_sparse)
+        self._nnz = int(nnz)
+        self._name = str(name)
+        self._labels = None if label_values is None else np.asarray(label_values, dtype=float)
+        self._released = False
+
+    # ------------------------------------------------------------------ props
+    @property
+    def label_values(self) -> np.ndarray | None:
+        """Sorted distinct label values (``None`` if there are more than 1000, as for
+        regression targets)."""
+        return self._labels
+
+    @property
+    def client(self) -> Client:
+        """The :class:`distributed.Client` owning the futures."""
+        return self._client
+
+    @property
+    def parts(self) -> list[Future]:
+        """Futures, partition ``i`` resolving to ``(X_block, y_block)`` (empty once released)."""
+        return list(self._parts)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Read-only int64 array of shape ``(P + 1,)`` of partition row offsets."""
+        return self._offsets
+
+    @property
+    def rows_per_partition(self) -> np.ndarray:
+        """int64 array of shape ``(P,)``: rows held by each partition."""
+        return np.diff(self._offsets)
+
+    @property
+    def n(self) -> int:
+        """Total number of rows."""
+        return int(self._offsets[-1])
+
+    @property
+    def d(self) -> int:
+        """Number of columns (features)."""
+        return self._d
+
+    @property
+    def n_partitions(self) -> int:
+        """Number of partitions ``P``."""
+        return int(self._offsets.shape[0] - 1)
+
+    @property
+    def is_sparse(self) -> bool:
+        """Whether the blocks are CSR matrices."""
+        return self._is_sparse
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored entries of ``X`` (``n * d`` for dense data)."""
+        return self._nnz
+
+    @property
+    def name(self) -> str:
+        """Name of the dataset (file name, ``"epsilon-like"``, ...)."""
+        return self._name
+
+    @property
+    def released(self) -> bool:
+        """Whether :meth:`release` has been called."""
+        return self._released
+
+    # ---------------------------------------------------------------- methods
+    def _check_alive(self) -> None:
+        if self._released:
+            raise RuntimeError(f"{self!r} has been released")
+
+    def locations(self) -> dict[int, tuple[str, ...]]:
+        """Worker addresses currently holding each partition.
+
+        Returns
+        -------
+        dict of int to tuple of str
+            Partition index -> sorted worker addresses (from
+            :meth:`distributed.Client.who_has`).
+
+        Examples
+        --------
+        >>> from distributed import Client, LocalCluster
+        >>> from daskasync.data import PartitionedData
+        >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        ...     with Client(cluster) as client:
+        ...         data = PartitionedData.synthetic(n=100, d=3, n_partitions=2, client=client)
+        ...         sorted(data.locations())
+        [0, 1]
+        """
+        self._check_alive()
+        who_has = self._client.who_has(self._parts)
+        return {i: tuple(sorted(who_has.get(f.key, ()))) for i, f in enumerate(self._parts)}
+
+    def gather(self) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
+        """Bring the whole data set back to the driver.
+
+        Returns
+        -------
+        X : numpy.ndarray or scipy.sparse.csr_matrix
+            Row-stacked blocks (``np.vstack`` or ``scipy.sparse.vstack``).
+        y : numpy.ndarray
+            Concatenated labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from distributed import Client, LocalCluster
+        >>> from daskasync.data import PartitionedData
+        >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        ...     with Client(cluster) as client:
+        ...         data = PartitionedData.from_arrays(np.eye(4), np.arange(4), client=client)
+        ...         X, y = data.gather()
+        >>> X.shape, y.tolist()
+        ((4, 4), [0.0, 1.0, 2.0, 3.0])
+        """
+        self._check_alive()
+        blocks = self._client.gather(self._parts)
+        ys = np.concatenate([b[1] for b in blocks])
+        if self._is_sparse:
+            X: np.ndarray | sp.csr_matrix = sp.csr_matrix(
+                sp.vstack([b[0] for b in blocks], format="csr")
+            )
+        else:
+            X = np.vstack([b[0] for b in blocks])
+        return X, ys
+
+    def release(self) -> None:
+        """Drop this object's references to the blocks (idempotent).
+
+        The workers forget a block once no future refers to it any more; futures
+        obtained from :attr:`parts` and still held elsewhere keep their block
+        alive.
+        """
+        if self._released:
+            return
+        self._released = True
+        parts, self._parts = self._parts, []
+        for f in parts:
+            f.release()
+
+    def __enter__(self) -> PartitionedData:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        kind = f"sparse, nnz={self._nnz}" if self._is_sparse else "dense"
+        state = ", released" if self._released else ""
+        return (
+            f"PartitionedData(name={self._name!r}, n={self.n}, d={self._d}, {kind}, "
+            f"n_partitions={self.n_partitions}{state})"
+        )
+
+    # ----------------------------------------------------------- constructors
+    @classmethod
+    def _from_futures(
+        cls,
+        client: Client,
+        futures: list[Future],
+        sizes: np.ndarray,
+        d: int,
+        *,
+        is_sparse: bool,
+        nnz: int | None,
+        name: str,
+    ) -> PartitionedData:
+        """Wait for computed blocks, check their row counts, count nnz if needed."""
+        stats_futures: list[Future] = []
+        try:
+            stats_futures = [client.submit(_block_stats, f, pure=False) for f in futures]
+            stats = client.gather(stats_futures)
+        except BaseException:
+            # Release explicitly: the traceback keeps this frame (and its futures) alive.
+            for f in [*stats_futures, *futures]:
+                f.release()
+            raise
+        finally:
+            for f in stats_futures:
+                f.release()
+        rows = np.array([s[0] for s in stats], dtype=np.int64)
+        if not np.array_equal(rows, sizes):
+            for f in futures:
+                f.release()
+            raise RuntimeError(f"block row counts {rows.tolist()} differ from {sizes.tolist()}")
+        if nnz is None:
+            nnz = int(sum(s[1] for s in stats))
+        labels = _merge_labels([s[2] for s in stats])
+        return cls(
+            client,
+            futures,
+            _offsets(sizes),
+            d,
+            is_sparse=is_sparse,
+            nnz=nnz,
+            name=name,
+            label_values=labels,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        X: Any,
+        y: Any,
+        *,
+        n_partitions: int | None = None,
+        client: Client | None = None,
+        name: str = "array",
+    ) -> PartitionedData:
+        """Partition in-memory or dask arrays by rows and place them on the workers.
+
+        Parameters
+        ----------
+        X : array-like, scipy.sparse matrix/array, sparse.COO/GCXS or dask.array.Array
+            Design matrix of shape ``(n, d)`` with a numeric dtype. Sparse inputs
+            (any format) become CSR blocks; dense inputs C-contiguous float64
+            blocks. A dask array must have a single chunk along columns; its
+            blocks may be numpy, ``sparse`` or scipy.sparse arrays.
+        y : array-like, pandas.Series or dask.array.Array
+            Labels of shape ``(n,)`` with a numeric dtype.
+        n_partitions : int, optional
+            Number of row blocks. Default: the row chunks of a dask ``X``, else
+            ``min(n, 2 * total worker threads)``. Non-dask inputs (and dask
+            inputs re-chunked because ``n_partitions`` differs from their
+            number of row chunks) are split into contiguous, near-equal blocks
+            (the sizes of :func:`numpy.array_split`).
+        client : distributed.Client, optional
+            Defaults to :func:`distributed.get_client`.
+        name : str, default "array"
+            Name of the dataset.
+
+        Returns
+        -------
+        PartitionedData
+
+        Raises
+        ------
+        ValueError
+            ``X`` not 2-D or empty, ``y`` not 1-D or of the wrong length, NaN or
+            infinite values, a dask ``X`` chunked along columns or with unknown
+            chunk sizes, ``n_partitions`` < 1 or larger than the number of rows,
+            or no client available.
+        TypeError
+            Non-numeric dtype of ``X`` or ``y``, or non-integer ``n_partitions``.
+
+        Notes
+        -----
+        Driver-side arrays are fully validated before anything reaches the
+        cluster, then split and sent once with ``client.scatter(..., hash=False)``,
+        round-robin over the workers (weighted by their threads). For dask
+        inputs only shapes, dtypes and chunking are validated up front: the
+        NaN/inf checks run inside the block tasks, and their ``ValueError`` is
+        re-raised here (the constructor waits for all blocks). A dask ``y``
+        paired with a driver-side ``X`` is computed on the cluster first.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from distributed import Client, LocalCluster
+        >>> from daskasync.data import PartitionedData
+        >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:
+        ...     with Client(cluster) as client:
+        ...         X = sp.random(50, 8, density=0.2, format="csc", random_state=0)
+        ...         data = PartitionedData.from_arrays(X, np.ones(50), n_partitions=4)
+        ...         print(data.is_sparse, data.nnz == X.nnz, data.rows_per_partition.tolist())
+        True True [13, 13, 12, 12]
+        """
+        n_partitions = _check_n_partitions(n_partitions)
+        if isinstance(X, da.Array):
+            return cls._from_dask(X, y, n_partitions=n_partitions, client=client, name=name)
+
+        Xc, is_sparse = _validate_local_X(X)
+        n, d = int(Xc.shape[0]), int(Xc.shape[1])
+        y_arr = _validate_y_meta(y, n)
+        if not isinstance(y_arr, da.Array):
+            y_arr = _check_y_finite(y_arr)
+        _check_n_partitions(n_partitions, n)
+        client = _resolve_client(client)
+        slots = _worker_slots(client)
+        if not slots:
+            raise ValueError("the distributed Client has no workers to hold the data")
+        if isinstance(y_arr, da.Array):
+            y_arr = _check_y_finite(client.compute(y_arr, sync=True))
+        p = n_partitions if n_partitions is not None else _default_n_partitions(client, n)
+        sizes = _split_sizes(n, p)
+        offs = _offsets(sizes)
+
+        def block(i: int) -> Block:
+            a, b = int(offs[i]), int(offs[i + 1])
+            if is_sparse:
+                Xb: np.ndarray | sp.csr_matrix = _canonical_csr(Xc[a:b])
+            else:
+                Xb = np.ascontiguousarray(Xc[a:b], dtype=np.float64)
+            return Xb, np.ascontiguousarray(y_arr[a:b], dtype=np.float64)
+
+        by_worker: dict[str, list[int]] = {}
+        for i in range(p):
+            by_worker.setdefault(slots[i % len(slots)], []).append(i)
+        parts: list[Future | None] = [None] * p
+        try:
+            for worker, idx in by_worker.items():
+                futs = client.scatter([block(i) for i in idx], workers=[worker], hash=False)
+                for i, f in zip(idx, futs, strict=True):
+                    parts[i] = f
+        except BaseException:
+            for f in parts:
+                if f is not None:
+                    f.release()
+            raise
+        nnz = int(Xc.nnz) if is_sparse else n * d
+        futures = [f for f in parts if f is not None]
+        return cls(
+            client,
+            futures,
+            offs,
+            d,
+            is_sparse=is_sparse,
+            nnz=nnz,
+            name=name,
+            label_values=_label_values(np.asarray(y_arr, dtype=np.float64)),
+        )
+
+    @classmethod
+    def _from_dask(
+        cls,
+        X: da.Array,
+        y: Any,
+        *,
+        n_partitions: int | None,
+        client: Client | None,
+        name: str,
+    ) -> PartitionedData:
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got a dask array of shape {X.shape}")
+        _check_dtype(X.dtype, "X")
+        if any(np.isnan(c) for c in X.chunks[0]) or np.isnan(X.shape[1]):
+            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+        if X.numblocks[1] != 1:
+            raise ValueError(
+                f"X is chunked along columns ({X.numblocks[1]} column chunks); rows-only "
+                "chunking is required: use X.rechunk({1: -1})"
+            )
+        n, d = int(X.shape[0]), int(X.shape[1])
+        if n == 0 or d == 0:
+            raise ValueError(f"X is empty (shape {X.shape})")
+        meta = getattr(X, "_meta", None)
+        if meta is None or isinstance(meta, np.ndarray):
+            is_sparse = False
+        elif isinstance(meta, sparse.SparseArray) or sp.issparse(meta):
+            is_sparse = True
+        else:
+            raise TypeError(
+                f"X is a dask array of unsupported blocks ({type(meta).__name__}); "
+                "expected numpy, sparse or scipy.sparse blocks"
+            )
+        y_arr = _validate_y_meta(y, n)
+        if not isinstance(y_arr, da.Array):
+            y_arr = _check_y_finite(y_arr)
+        _check_n_partitions(n_partitions, n)
+        client = _resolve_client(client)
+
+        if n_partitions is not None and n_partitions != X.numblocks[0]:
+            X = X.rechunk({0: tuple(int(s) for s in _split_sizes(n, n_partitions)), 1: -1})
+        sizes = np.array(X.chunks[0], dtype=np.int64)
+        if np.any(sizes == 0):
+            keep = tuple(int(s) for s in sizes[sizes > 0])
+            X = X.rechunk({0: keep, 1: -1})
+            sizes = np.array(X.chunks[0], dtype=np.int64)
+        offs = _offsets(sizes)
+        x_blocks = X.to_delayed().ravel().tolist()
+        if isinstance(y_arr, da.Array):
+            y_rechunked = y_arr.rechunk((tuple(int(s) for s in sizes),))
+            y_blocks: list[Any] = y_rechunked.to_delayed().ravel().tolist()
+        else:
+            y_blocks = [y_arr[offs[i] : offs[i + 1]] for i in range(len(sizes))]
+        token = uuid.uuid4().hex
+        tasks = [
+            dask.delayed(_finalize_block)(
+                xb, yb, i, dask_key_name=f"daskasync-data-{_safe(name)}-{token}-p{i}"
+            )
+            for i, (xb, yb) in enumerate(zip(x_blocks, y_blocks, strict=True))
+        ]
+        futures = list(client.compute(tasks))
+        return cls._from_futures(
+            client,
+            futures,
+            sizes,
+            d,
+            is_sparse=is_sparse,
+            nnz=None if is_sparse else n * d,
+            name=name,
+        )
+
+    @classmethod
+    def from_libsvm(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        n_partitions: int | None = None,
+        client: Client | None = None,
+        n_features: int | None = None,
+    ) -> PartitionedData:
+        """Load a LIBSVM file on the driver and partition it over the workers.
+
+        The file (plain, ``.gz``, ``.bz2`` or ``.xz``) is read with
+        :func:`daskasync.datasets.load_libsvm`, then handled as by
+        :meth:`from_arrays` (sparse CSR blocks). The name is the file's base
+        name.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            LIBSVM / svmlight file.
+        n_partitions : int, optional
+            Number of row blocks; see :meth:`from_arrays`.
+        client : distributed.Client, optional
+            Defaults to :func:`distributed.get_client`.
+        n_features : int, optional
+            Number of columns (default: largest index in the file).
+
+        Returns
+        -------
+        PartitionedData
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from sklearn.datasets import dump_svmlight_file
+        >>> from distributed import Client, LocalCluster
+        >>> from daskasync.data import PartitionedData
+        >>> path = os.path.join(tempfile.mkdtemp(), "toy.svm")
+        >>> dump_svmlight_file(np.eye(6), np.array([1, -1] * 3), path, zero_based=False)
+        >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        ...     with Client(cluster) as client:
+        ...         data = PartitionedData.from_libsvm(path, n_partitions=2)
+        ...         print(data)
+        PartitionedData(name='toy.svm', n=6, d=6, sparse, nnz=6, n_partitions=2)
+        """
+        _check_n_partitions(n_partitions)
+        X, y = datasets.load_libsvm(path, n_features=n_features)
+        return cls.from_arrays(
+            X, y, n_partitions=n_partitions, client=client, name=os.path.basename(os.fspath(path))
+        )
+
+    @classmethod
+    def synthetic(
+        cls,
+        kind: str = "epsilon",
+        *,
+        n: int = 10_000,
+        d: int = 100,
+        n_partitions: int | None = None,
+        seed: int = 0,
+        client: Client | None = None,
+        **kw: float,
+    ) -> PartitionedData:
+        """Generate a synthetic data set directly on the workers.
+
+        Partition ``i`` is created by a task calling
+        :func:`daskasync.datasets.synthetic_rows` for its row range, so the
+        driver never holds the matrix, a lost block can be recomputed by Dask,
+        and the data are identical for any ``n_partitions``.
+
+        Parameters
+        ----------
+        kind : {"epsilon", "rcv1"}, default "epsilon"
+            Dataset family, see :data:`daskasync.datasets.SYNTHETIC_KINDS`.
+        n : int, default 10_000
+            Number of rows.
+        d : int, default 100
+            Number of features.
+        n_partitions : int, optional
+            Number of row blocks (default ``min(n, 2 * total worker threads)``).
+        seed : int, default 0
+            Non-negative seed.
+        client : distributed.Client, optional
+            Defaults to :func:`distributed.get_client`.
+        **kw
+            Family parameters (``noise``, ``flip``; for ``"rcv1"`` also
+            ``density`` and ``alpha``), see
+            :func:`daskasync.datasets.synthetic_rows`.
+
+        Returns
+        -------
+        PartitionedData
+            Named ``"<kind>-like"``.
+
+        Examples
+        --------
+        >>> from distributed import Client, LocalCluster
+        >>> from daskasync.data import PartitionedData
+        >>> with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:
+        ...     with Client(cluster) as client:
+        ...         data = PartitionedData.synthetic("rcv1", n=1000, d=50, n_partitions=4)
+        ...         print(data.name, data.is_sparse, data.n_partitions, data.n)
+        rcv1-like True 4 1000
+        """
+        params = datasets._check_synthetic_params(kind, kw)
+        n = _check_positive_int(n, "n")
+        d = _check_positive_int(d, "d")
+        seed = datasets._check_int(seed, "seed", minimum=0)
+        n_partitions = _check_n_partitions(n_partitions, n)
+        client = _resolve_client(client)
+        p = n_partitions if n_partitions is not None else _default_n_partitions(client, n)
+        sizes = _split_sizes(n, p)
+        offs = _offsets(sizes)
+        slots = _worker_slots(client)
+        token = uuid.uuid4().hex
+        futures = []
+        for i in range(p):
+            futures.append(
+                client.submit(
+                    _synthetic_block,
+                    kind,
+                    int(offs[i]),
+                    int(offs[i + 1]),
+                    d,
+                    seed,
+                    params,
+                    key=f"daskasync-data-{kind}-{token}-p{i}",
+                    workers=[slots[i % len(slots)]] if slots else None,
+                    allow_other_workers=True,
+                )
+            )
+        return cls._from_futures(
+            client,
+            futures,
+            sizes,
+            d,
+            is_sparse=(kind == "rcv1"),
+            nnz=n * d if kind == "epsilon" else None,
+            name=f"{kind}-like",
+        )
+
+
+def _safe(name: str) -> str:
+    """Dataset name made safe for use inside a Dask key."""
+    cleaned = "".join(c if c.isalnum() or c in "._" else "_" for c in name)
+    return cleaned[:40] or "data"

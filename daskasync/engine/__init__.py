@@ -1,0 +1,38 @@
+"""ASYNC's modules in Dask terms: broadcaster, coordinator, barriers, and the driver."""
+
+from .barriers import (
+    BARRIERS,
+    SSP,
+    Async,
+    Barrier,
+    BarrierError,
+    BoundedStaleness,
+    Predicate,
+    Quorum,
+    Sync,
+    make_barrier,
+)
+from .broadcast import Broadcaster
+from .coordinator import Coordinator, PartitionState, ResultAttributes, Ticket, WorkerStats
+from .driver import Engine, run_sync
+
+__all__ = [
+    "BARRIERS",
+    "SSP",
+    "Async",
+    "Barrier",
+    "BarrierError",
+    "BoundedStaleness",
+    "Broadcaster",
+    "Coordinator",
+    "Engine",
+    "PartitionState",
+    "Predicate",
+    "Quorum",
+    "ResultAttributes",
+    "Sync",
+    "Ticket",
+    "WorkerStats",
+    "make_barrier",
+    "run_sync",
+]

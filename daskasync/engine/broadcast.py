@@ -1,0 +1,188 @@
+"""Versioned model broadcast with a history window.
+
+Versions are consecutive integers. The driver keeps the last ``window`` versions in a ring
+buffer (one O(d) copy per publish, no allocation). A version reaches the cluster at most
+once per way it travels:
+
+* ``"inline"``: embedded in the one task that computes on it (no extra round trip, no
+  extra key on the scheduler; the copy lives as long as that task);
+* ``"scatter"``: placed on a worker once under the key ``daskasync-model-<run>-v<version>``
+  and referenced by every task that uses it;
+* ``"auto"`` (default): inline for a version handed to one task when it is small
+  (``<= inline_max_bytes``), scattered otherwise (synchronous rounds, large models).
+
+Scattered versions are released when they fall out of the window, so the cluster holds
+O(window) model versions however long the run. Tasks can read back any version inside the
+window through :meth:`Broadcaster.ref`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Broadcaster", "TRANSPORTS"]
+
+TRANSPORTS = ("auto", "inline", "scatter")
+
+
+class Broadcaster:
+    """Publish model versions and read them back by index.
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        Client used to scatter versions (``None``: driver-only, for tests).
+    window : int
+        Number of most recent versions that can be read back.
+    transport : {"auto", "inline", "scatter"}
+        How a version travels to the tasks that use it (see module docs).
+    inline_max_bytes : int
+        Largest model sent inline by ``"auto"``.
+    name : str
+        Run token used in the keys of scattered versions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = Broadcaster(None, window=2)
+    >>> [b.publish(np.full(3, float(i))) for i in range(4)]
+    [0, 1, 2, 3]
+    >>> b.get(2).tolist(), b.oldest
+    ([2.0, 2.0, 2.0], 2)
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        window: int = 16,
+        transport: str = "auto",
+        inline_max_bytes: int = 1 << 20,
+        name: str = "daskasync",
+    ) -> None:
+        if isinstance(window, bool) or not isinstance(window, int):
+            raise TypeError(f"window: must be an int >= 1, got {window!r}")
+        if window < 1:
+            raise ValueError(f"window: must be >= 1, got {window}")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport: must be one of {TRANSPORTS}, got {transport!r}")
+        self.client = client
+        self.window = window
+        self.transport = transport
+        self.inline_max_bytes = int(inline_max_bytes)
+        self.name = name
+        self._buf: np.ndarray | None = None
+        self.version = -1  #: latest published version
+        self._futures: dict[int, Any] = {}
+        self.n_scattered = 0  #: versions scattered so far (each once)
+
+    # -- driver side -----------------------------------------------------------------------
+    def publish(self, model: np.ndarray) -> int:
+        """Store ``model`` as the next version and return its index (O(d), no cluster I/O)."""
+        model = np.asarray(model)
+        if self._buf is None:
+            self._buf = np.empty((self.window, *model.shape), dtype=model.dtype)
+        elif model.shape != self._buf.shape[1:] or model.dtype != self._buf.dtype:
+            raise ValueError(
+                f"model: shape {model.shape} / dtype {model.dtype} differs from the published "
+                f"shape {self._buf.shape[1:]} / dtype {self._buf.dtype}"
+            )
+        self.version += 1
+        self._buf[self.version % self.window] = model
+        old = self.version - self.window
+        if old in self._futures:
+            # fell out of the window: release it on the cluster
+            self._futures.pop(old).release()
+        return self.version
+
+    @property
+    def oldest(self) -> int:
+        """Oldest version that can still be read back."""
+        return max(0, self.version - self.window + 1)
+
+    def _check(self, version: int) -> int:
+        if self.version < 0:
+            raise LookupError("no model version has been published yet")
+        if version < 0:
+            version = self.version + 1 + version
+        if not self.oldest <= version <= self.version:
+            raise LookupError(
+                f"model version {version} is outside the history window "
+                f"[{self.oldest}, {self.version}] (window={self.window})"
+            )
+        return version
+
+    def get(self, version: int = -1) -> np.ndarray:
+        """Read back a version on the driver (a view: copy it before modifying);
+        negative indices count from the latest."""
+        version = self._check(version)
+        assert self._buf is not None
+        return self._buf[version % self.window]
+
+    @property
+    def current(self) -> np.ndarray:
+        return self.get(-1)
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._buf is None else self._buf[0].nbytes
+
+    # -- cluster side ----------------------------------------------------------------------
+    def key(self, version: int) -> str:
+        return f"daskasync-model-{self.name}-v{version}"
+
+    def _inline(self, version: int, uses: int) -> np.ndarray | None:
+        if self.transport == "inline" or (
+            self.transport == "auto" and uses * self.nbytes <= self.inline_max_bytes
+        ):
+            return self._buf[version % self.window].copy()  # type: ignore[index]
+        return None
+
+    async def _ref(self, version: int = -1, uses: int = 1) -> Any:
+        version = self._check(version)
+        fut = self._futures.get(version)
+        if fut is not None:
+            return fut
+        arr = self._inline(version, uses)
+        if arr is not None:
+            return arr
+        return await self._scatter(version)
+
+    def ref(self, version: int = -1, uses: int = 1) -> Any:
+        """What to pass to the task(s) that compute on ``version``: the array itself
+        (inline) or a future of the version scattered once on the cluster.
+
+        ``uses`` is how many tasks will get this reference now (``"auto"`` scatters a
+        version that several tasks share)."""
+        return self.client.sync(self._ref, version, uses)
+
+    async def _scatter(self, version: int = -1) -> Any:
+        version = self._check(version)
+        fut = self._futures.get(version)
+        if fut is None:
+            if self.client is None:
+                raise RuntimeError("Broadcaster has no client to scatter with")
+            key = self.key(version)
+            data = self._buf[version % self.window].copy()  # type: ignore[index]
+            futs = await self.client.scatter({key: data}, hash=False)
+            fut = self._futures[version] = futs[key]
+            self.n_scattered += 1
+        return fut
+
+    def scatter(self, version: int = -1) -> Any:
+        """Place ``version`` on the cluster once and return its future (tasks can then read
+        that version back, e.g. an SVRG snapshot)."""
+        return self.client.sync(self._scatter, version)
+
+    @property
+    def n_on_cluster(self) -> int:
+        """Versions this broadcaster holds on the cluster now (at most ``window``)."""
+        return len(self._futures)
+
+    def release(self) -> None:
+        """Release every scattered version."""
+        for fut in self._futures.values():
+            fut.release()
+        self._futures.clear()

@@ -1,0 +1,432 @@
+"""The engine: ASYNC's submit / collect on a Dask cluster.
+
+:class:`Engine` ties the cluster-free bookkeeping (:class:`~.coordinator.Coordinator`,
+:class:`~.broadcast.Broadcaster`, a barrier) to ``distributed`` futures. Its logic lives in
+coroutines (``_submit``, ``_next``, ``_round``) that run on the client's event loop, and the
+public methods are thin ``client.sync`` wrappers, so the same code serves Jupyter, scripts and
+async tests. Solvers drive it from one coroutine per run (:func:`run_sync`), which keeps the
+per-update path free of thread hops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from distributed import as_completed
+
+from ..stragglers import Straggler, make_straggler
+from ..tasks import eval_kernel, objectives_kernel, run_task
+from .barriers import Barrier, BarrierError, make_barrier
+from .broadcast import Broadcaster
+from .coordinator import Coordinator, ResultAttributes, Ticket
+
+__all__ = ["Engine", "TaskArgs"]
+
+#: Per-task keyword arguments: a dict shared by every task, or ``f(partition, task_index)``.
+TaskArgs = dict | Callable[[int, int], dict] | None
+
+_run_counter = itertools.count()
+
+
+class Engine:
+    """ASYNC's engine on a Dask cluster.
+
+    Parameters
+    ----------
+    data : PartitionedData
+        Row blocks persisted on the workers; tasks run on them.
+    barrier : str, Barrier or callable
+        Who gets work and when (see :func:`daskasync.make_barrier`).
+    beta, tau : float, int
+        Quorum fraction and staleness bound for the barrier.
+    window : int
+        Model versions that can be read back (and at most held on the cluster).
+    transport : {"auto", "inline", "scatter"}
+        How model versions travel (see :class:`Broadcaster`).
+    stragglers : None, "intensity", "cloud", Straggler or callable
+        Delay injected inside tasks, for experiments.
+    straggler_c : float
+        Intensity ``c`` for ``stragglers="intensity"``.
+    warmup_tasks : int, optional
+        Tasks whose mean compute time defines ``avg_task_time`` for the straggler delays
+        (default ``5 * P``); no delay is injected before.
+    avg_task_time : float, optional
+        Fix the average task time instead of measuring it.
+    seed : int
+        Seeds task sampling and straggler draws.
+    name : str
+        Prefix of task keys (``<name>-grad-p3-...``), visible in the dashboard.
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster
+    >>> import numpy as np, daskasync
+    >>> with LocalCluster(n_workers=1, processes=False) as cl, Client(cl) as c:
+    ...     data = daskasync.PartitionedData.from_arrays(np.eye(4), np.ones(4), n_partitions=2)
+    ...     eng = daskasync.Engine(data)
+    ...     v = eng.publish(np.ones(4))
+    ...     _ = eng.submit(lambda block, w, **kw: float(block[0] @ w @ np.ones(2)))
+    ...     sorted(eng.collect() for _ in range(2))
+    [2.0, 2.0]
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        *,
+        barrier: str | Barrier | Callable | None = "async",
+        beta: float = 0.93,
+        tau: int | None = None,
+        window: int = 16,
+        transport: str = "auto",
+        stragglers: str | Straggler | Callable | None = None,
+        straggler_c: float = 1.0,
+        warmup_tasks: int | None = None,
+        avg_task_time: float | None = None,
+        seed: int = 0,
+        name: str = "daskasync",
+    ) -> None:
+        self.data = data
+        self.client = data.client
+        if self.client.status in ("closed", "closing"):
+            raise ValueError("client: the distributed Client is closed")
+        P = data.n_partitions
+        self.n_partitions = P
+        self.barrier = make_barrier(barrier, beta=beta, tau=tau)
+        self.straggler = make_straggler(stragglers, n_partitions=P, c=straggler_c, seed=seed)
+        if warmup_tasks is not None and (not isinstance(warmup_tasks, int) or warmup_tasks < 0):
+            raise ValueError(f"warmup_tasks: must be an int >= 0, got {warmup_tasks!r}")
+        self.warmup_tasks = 5 * P if warmup_tasks is None else warmup_tasks
+        if avg_task_time is not None and not avg_task_time >= 0:
+            raise ValueError(f"avg_task_time: must be >= 0, got {avg_task_time!r}")
+        self.avg_task_time = 0.0 if avg_task_time is None else float(avg_task_time)
+        self._avg_fixed = avg_task_time is not None
+        self._warm_sum = 0.0
+        self._warm_n = 0
+        self.seed = int(seed)
+        self.name = name
+        self.run_id = f"{uuid.uuid4().hex[:8]}{next(_run_counter)}"
+        self.coordinator = Coordinator(P)
+        self.broadcaster = Broadcaster(
+            self.client, window=window, transport=transport, name=self.run_id
+        )
+        self._tickets: dict[Any, Ticket] = {}
+        self._ac = as_completed([], loop=self.client.loop, with_results=True, raise_errors=False)
+        self._ready: deque = deque()
+        self._round_futures: list = []
+        self._n_keys = itertools.count()
+
+    # -- versions --------------------------------------------------------------------------
+    def publish(self, model: np.ndarray) -> int:
+        """Publish a new model version (driver side, O(d)); returns its index."""
+        return self.broadcaster.publish(model)
+
+    @property
+    def version(self) -> int:
+        return self.broadcaster.version
+
+    @property
+    def clock(self) -> int:
+        return self.coordinator.clock
+
+    def tick(self) -> int:
+        """Count one applied update on the logical clock."""
+        return self.coordinator.tick()
+
+    # -- submission ------------------------------------------------------------------------
+    def _key(self, kind: str, partition: int) -> str:
+        return f"{self.name}-{kind}-p{partition}-{self.run_id}-{next(self._n_keys)}"
+
+    def _task_delay_args(self) -> tuple[Straggler | None, float]:
+        if not self.straggler.active:
+            return None, 0.0
+        warm = self._avg_fixed or self._warm_n >= self.warmup_tasks
+        return self.straggler, (self.avg_task_time if warm else 0.0)
+
+    async def _submit(
+        self,
+        kernel: Callable,
+        partitions: Sequence[int] | None = None,
+        args: TaskArgs = None,
+        *,
+        version: int = -1,
+        kind: str = "grad",
+    ) -> list[Ticket]:
+        if partitions is None:
+            partitions = self.barrier.select(self.coordinator)
+        if not partitions:
+            return []
+        version = self.broadcaster._check(version)
+        ref = await self.broadcaster._ref(version, uses=len(partitions))
+        straggler, avg = self._task_delay_args()
+        parts = self.data.parts
+        co = self.coordinator
+        client = self.client
+        tickets = []
+        for p in partitions:
+            ticket = co.submit(p, version, kind)
+            kw = args(p, ticket.task_index) if callable(args) else (args or {})
+            fut = client.submit(
+                run_task,
+                kernel,
+                parts[p],
+                ref,
+                partition=p,
+                task_index=ticket.task_index,
+                seed=self.seed,
+                straggler=straggler,
+                avg_task_time=avg,
+                kwargs=kw,
+                key=self._key(kind, p),
+            )
+            self._tickets[fut] = ticket
+            self._ac.add(fut)
+            tickets.append(ticket)
+        return tickets
+
+    def submit(
+        self,
+        kernel: Callable,
+        partitions: Sequence[int] | None = None,
+        args: TaskArgs = None,
+        *,
+        version: int = -1,
+    ) -> list[Ticket]:
+        """Submit ``kernel(block, model, partition=, task_index=, seed=, **args)`` on
+        ``partitions`` (default: those the barrier selects) with model ``version``."""
+        return self.client.sync(self._submit, kernel, partitions, args, version=version)
+
+    # -- collection ------------------------------------------------------------------------
+    async def _next(self) -> tuple[Any, ResultAttributes]:
+        """Next finished result (dropped ones included, marked ``attrs.dropped``)."""
+        while True:
+            if not self._ready:
+                if not self._tickets:
+                    raise BarrierError("no task is in flight: nothing to collect")
+                item = await self._ac.__anext__()
+                self._ready.append(item)
+                self._ready.extend(self._ac.next_batch(block=False))
+            fut, res = self._ready.popleft()
+            ticket = self._tickets.pop(fut, None)
+            if ticket is None:  # cancelled by us
+                continue
+            if fut.status == "error":
+                typ, exc, tb = res
+                raise exc.with_traceback(tb)
+            if fut.status == "cancelled":
+                self.coordinator.cancel(ticket)
+                raise RuntimeError(
+                    f"task of partition {ticket.partition} was cancelled outside daskasync"
+                )
+            value, (worker, _start, compute, total) = res
+            attrs = self.coordinator.complete(
+                ticket,
+                worker=worker,
+                duration=total,
+                compute_time=compute,
+                max_staleness=self.barrier.max_staleness,
+            )
+            if not self._avg_fixed and self._warm_n < self.warmup_tasks:
+                self._warm_n += 1
+                self._warm_sum += compute
+                self.avg_task_time = self._warm_sum / self._warm_n
+            return value, attrs
+
+    async def _collect_all(self) -> tuple[Any, ResultAttributes]:
+        while True:
+            value, attrs = await self._next()
+            if not attrs.dropped:
+                return value, attrs
+
+    def collect_all(self) -> tuple[Any, ResultAttributes]:
+        """Next applied-worthy result and its attributes (ASYNC's ``collectAll``); results
+        staler than the barrier's ``tau`` are dropped and counted, not returned."""
+        return self.client.sync(self._collect_all)
+
+    def collect(self) -> Any:
+        """Next result's value (ASYNC's ``collect``)."""
+        return self.collect_all()[0]
+
+    def has_ready(self) -> bool:
+        return bool(self._ready) or self._ac.has_ready()
+
+    # -- barriers (synchronous rounds) -----------------------------------------------------
+    async def _round(
+        self, kernel: Callable, args: TaskArgs = None, *, version: int = -1
+    ) -> tuple[list[Any], list[ResultAttributes]]:
+        """One synchronous round: every partition computes on ``version``; a gather barrier
+        waits for all of them. Results come back in partition order."""
+        if self._tickets:
+            raise BarrierError("a synchronous round needs every partition free")
+        version = self.broadcaster._check(version)
+        ref = await self.broadcaster._ref(version, uses=self.n_partitions)
+        straggler, avg = self._task_delay_args()
+        co = self.coordinator
+        futs, tickets = [], []
+        for p in range(self.n_partitions):
+            ticket = co.submit(p, version)
+            kw = args(p, ticket.task_index) if callable(args) else (args or {})
+            futs.append(
+                self.client.submit(
+                    run_task,
+                    kernel,
+                    self.data.parts[p],
+                    ref,
+                    partition=p,
+                    task_index=ticket.task_index,
+                    seed=self.seed,
+                    straggler=straggler,
+                    avg_task_time=avg,
+                    kwargs=kw,
+                    key=self._key("grad", p),
+                )
+            )
+            tickets.append(ticket)
+        self._round_futures = futs
+        try:
+            results = await self.client.gather(futs)
+        finally:
+            self._round_futures = []
+        values, attrs = [], []
+        for ticket, (value, (worker, _s, compute, total)) in zip(tickets, results, strict=True):
+            attrs.append(co.complete(ticket, worker=worker, duration=total, compute_time=compute))
+            values.append(value)
+            if not self._avg_fixed and self._warm_n < self.warmup_tasks:
+                self._warm_n += 1
+                self._warm_sum += compute
+                self.avg_task_time = self._warm_sum / self._warm_n
+        return values, attrs
+
+    def round(self, kernel: Callable, args: TaskArgs = None, *, version: int = -1):
+        """Run one synchronous round (every partition, gather barrier)."""
+        return self.client.sync(self._round, kernel, args, version=version)
+
+    # -- full passes (objective, gradient) -------------------------------------------------
+    async def _map_partitions(self, kernel: Callable, model: Any, kind: str, **kwargs) -> list:
+        futs = [
+            self.client.submit(
+                run_task,
+                kernel,
+                part,
+                model,
+                partition=p,
+                task_index=0,
+                seed=self.seed,
+                straggler=None,
+                avg_task_time=0.0,
+                kwargs=kwargs,
+                key=self._key(kind, p),
+                priority=10,
+            )
+            for p, part in enumerate(self.data.parts)
+        ]
+        try:
+            return [r[0] for r in await self.client.gather(futs)]
+        finally:
+            for f in futs:
+                f.release()
+
+    async def _evaluate(self, theta: np.ndarray, **kwargs) -> tuple[float, np.ndarray, int]:
+        """Full-data loss sum and gradient sum at ``theta``."""
+        out = await self._map_partitions(eval_kernel, theta, "eval", **kwargs)
+        return (
+            float(sum(o[0] for o in out)),
+            np.sum([o[1] for o in out], axis=0),
+            int(sum(o[2] for o in out)),
+        )
+
+    async def _objectives(self, thetas: np.ndarray, **kwargs) -> np.ndarray:
+        """Full-data loss sums for every row of ``thetas``."""
+        if len(thetas) == 0:
+            return np.zeros(0)
+        out = await self._map_partitions(objectives_kernel, thetas, "objective", **kwargs)
+        return np.sum(out, axis=0)
+
+    # -- clean-up --------------------------------------------------------------------------
+    async def _cancel_in_flight(self) -> None:
+        """Cancel the tasks in flight (their results are never applied)."""
+        futs = list(self._tickets) + list(self._round_futures)
+        for ticket in self._tickets.values():
+            self.coordinator.cancel(ticket)
+        self._tickets.clear()
+        self._ready.clear()
+        self._ac.clear()
+        self._round_futures = []
+        if futs:
+            await self.client.cancel(futs)
+
+    async def _cancel(self) -> None:
+        await self._cancel_in_flight()
+        self.broadcaster.release()
+
+    def cancel(self) -> None:
+        """Cancel every task in flight and release the model versions on the cluster."""
+        if self.client.status not in ("closed", "closing"):
+            self.client.sync(self._cancel)
+
+    def close(self) -> None:
+        self.cancel()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tickets)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Engine P={self.n_partitions} clock={self.clock} version={self.version} "
+            f"in_flight={self.in_flight} barrier={self.barrier!r}>"
+        )
+
+
+def run_sync(engine: Engine, coro_fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Run ``coro_fn(*args, **kwargs)`` on the client's loop; on any error or interrupt
+    (``KeyboardInterrupt``) cancel the engine's outstanding work before re-raising."""
+    client = engine.client
+    if client.asynchronous:
+        return _run_async_guarded(engine, coro_fn, *args, **kwargs)
+    holder: dict[str, asyncio.Task] = {}
+
+    async def _main():
+        holder["task"] = asyncio.current_task()  # type: ignore[assignment]
+        return await coro_fn(*args, **kwargs)
+
+    try:
+        return client.sync(_main)
+    except BaseException:
+        async def _abort():
+            task = holder.get("task")
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except BaseException:  # noqa: BLE001 - we are cleaning up
+                    pass
+            await engine._cancel()
+
+        if client.status not in ("closed", "closing"):
+            try:
+                client.sync(_abort)
+            except Exception:  # noqa: BLE001 - the original error matters more
+                pass
+        raise
+
+
+async def _run_async_guarded(engine: Engine, coro_fn: Callable, *args: Any, **kwargs: Any):
+    try:
+        return await coro_fn(*args, **kwargs)
+    except BaseException:
+        await engine._cancel()
+        raise
+

@@ -1,0 +1,339 @@
+"""Pieces shared by every solver: the problem, stopping criteria, and the run monitor that
+records history and decides when to stop. Cluster-free except for the evaluation passes it
+asks the engine for."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import numbers
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..engine.driver import Engine
+from ..losses import Loss
+from ..penalties import Penalty
+from ..result import FitResult, Record
+
+__all__ = ["Problem", "StopCriteria", "Monitor"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """``min_theta mean_i loss(x_i . w + b, y_i) + penalty(w)`` over ``theta = [w, b]``."""
+
+    loss: Loss
+    penalty: Penalty
+    fit_intercept: bool
+    n: int
+    d: int
+
+    @property
+    def dim(self) -> int:
+        return self.d + int(self.fit_intercept)
+
+    def coef(self, theta: np.ndarray) -> np.ndarray:
+        return theta[: self.d]
+
+    def intercept(self, theta: np.ndarray) -> float:
+        return float(theta[-1]) if self.fit_intercept else 0.0
+
+    def objective(self, loss_sum: float, theta: np.ndarray) -> float:
+        return loss_sum / self.n + self.penalty.value(theta[: self.d])
+
+    def smooth_gradient(self, theta: np.ndarray) -> np.ndarray | float:
+        """Gradient of the penalty's smooth part, as a ``theta``-shaped array (or 0)."""
+        g = self.penalty.gradient(theta[: self.d])
+        if isinstance(g, float):
+            return g
+        if self.fit_intercept:
+            return np.append(g, 0.0)
+        return g
+
+    def prox(self, theta: np.ndarray, step: float) -> np.ndarray:
+        """Apply the penalty's prox to the coefficients in place (intercept untouched)."""
+        if self.penalty.has_prox:
+            theta[: self.d] = self.penalty.prox(theta[: self.d], step)
+        return theta
+
+    def optimality(self, grad_sum: np.ndarray, theta: np.ndarray) -> float:
+        """Sup-norm of the (proximal) gradient mapping at ``theta`` from the loss gradient
+        sum: the gradient norm for smooth problems."""
+        g = grad_sum / self.n + self.smooth_gradient(theta)
+        if not self.penalty.has_prox:
+            return float(np.abs(g).max())
+        moved = self.prox(theta - g, 1.0)
+        return float(np.abs(theta - moved).max())
+
+    @property
+    def kernel_kwargs(self) -> dict:
+        return {"loss": self.loss, "fit_intercept": self.fit_intercept}
+
+
+def _positive(name: str, value: Any, kind: type | tuple = numbers.Real) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name}: must be a positive number, got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name}: must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class StopCriteria:
+    """When to stop. The run stops at the first criterion met.
+
+    Parameters
+    ----------
+    max_updates : int, optional
+        Applied updates (one per synchronous round, one per applied asynchronous result).
+    max_epochs : float, optional
+        Passes over the data (rows processed / n).
+    time_budget : float, optional
+        Seconds of wall time.
+    tol : float, optional
+        Stop when the full objective changes by less than ``tol * max(1, |f|)`` between two
+        checks.
+    gtol : float, optional
+        Stop when the sup-norm of the full (proximal) gradient is below ``gtol``.
+    check_every : int, optional
+        Updates between two full-data checks for ``tol``/``gtol`` (default: P).
+    """
+
+    max_updates: int | None = None
+    max_epochs: float | None = None
+    time_budget: float | None = None
+    tol: float | None = None
+    gtol: float | None = None
+    check_every: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive("max_updates", self.max_updates, numbers.Integral)
+        _positive("max_epochs", self.max_epochs)
+        _positive("time_budget", self.time_budget)
+        _positive("tol", self.tol)
+        _positive("gtol", self.gtol)
+        _positive("check_every", self.check_every, numbers.Integral)
+        if not any(
+            v is not None for v in (self.max_updates, self.max_epochs, self.time_budget)
+        ) and self.tol is None and self.gtol is None:
+            raise ValueError(
+                "stopping: give at least one of max_updates, max_epochs, time_budget, tol, gtol"
+            )
+
+
+class Monitor:
+    """Counts updates and epochs, records history, and checks the stopping criteria.
+
+    History records are taken every ``record_every`` updates or ``record_interval`` seconds
+    (model snapshots on the driver); their objectives are evaluated after the run in one
+    pass over the data (``record_objective=True``), so recording does not slow the run.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None,
+        problem: Problem,
+        stop: StopCriteria,
+        *,
+        record_every: int | None,
+        record_interval: float | None = None,
+        record_objective: bool = True,
+        n_partitions: int = 1,
+        updates: int = 0,
+        rows: int = 0,
+    ) -> None:
+        _positive("record_every", record_every, numbers.Integral)
+        _positive("record_interval", record_interval)
+        self.engine = engine
+        self.problem = problem
+        self.stop = stop
+        self.record_every = record_every
+        self.record_interval = record_interval
+        self.record_objective = record_objective
+        self.check_every = stop.check_every or max(1, n_partitions)
+        self.updates = updates
+        self.rows = rows
+        self.t0 = time.perf_counter()
+        self._last_record_t = -math.inf
+        self._times: list[float] = []
+        self._updates: list[int] = []
+        self._epochs: list[float] = []
+        self._stale: list[tuple[float, int]] = []
+        self._snaps: list[np.ndarray] = []
+        self._known_obj: dict[int, float] = {}
+        self._pending: asyncio.Future | None = None
+        self._pending_theta: np.ndarray | None = None
+        self._pending_idx = -1
+        self._last_f: float | None = None
+        self.stop_reason: str | None = None
+        self.last_step = float("nan")
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    @property
+    def epochs(self) -> float:
+        return self.rows / self.problem.n
+
+    def record(self, theta: np.ndarray, force: bool = False) -> None:
+        now = self.elapsed
+        due = force or (
+            (self.record_every is not None and self.updates % self.record_every == 0)
+            or (self.record_interval is not None and now - self._last_record_t >= self.record_interval)
+        )
+        if not due or (self._updates and self._updates[-1] == self.updates):
+            return
+        self._last_record_t = now
+        self._times.append(now)
+        self._updates.append(self.updates)
+        self._epochs.append(self.epochs)
+        co = self.engine.coordinator if self.engine is not None else None
+        self._stale.append(co.staleness_window() if co is not None else (0.0, 0))
+        self._snaps.append(theta.copy())
+
+    def after_update(self, theta: np.ndarray, rows: int) -> str | None:
+        """Count one applied update of ``rows`` sampled rows; return a stop reason or None."""
+        self.updates += 1
+        self.rows += rows
+        self.record(theta)
+        s = self.stop
+        if s.max_updates is not None and self.updates >= s.max_updates:
+            self.stop_reason = "max_updates"
+        elif s.max_epochs is not None and self.epochs >= s.max_epochs - 1e-12:
+            self.stop_reason = "max_epochs"
+        elif s.time_budget is not None and self.elapsed >= s.time_budget:
+            self.stop_reason = "time_budget"
+        elif (s.tol is not None or s.gtol is not None) and self.engine is not None:
+            self._maybe_check(theta)
+        if not np.isfinite(theta).all():
+            raise FloatingPointError(
+                f"the model diverged (non-finite values after {self.updates} updates): "
+                "lower the step size"
+            )
+        return self.stop_reason
+
+    def check_time(self) -> str | None:
+        s = self.stop
+        if s.time_budget is not None and self.elapsed >= s.time_budget:
+            self.stop_reason = "time_budget"
+        return self.stop_reason
+
+    # -- full-data checks ------------------------------------------------------------------
+    def _maybe_check(self, theta: np.ndarray) -> None:
+        if self._pending is not None and self._pending.done():
+            self._finish_check()
+            if self.stop_reason:
+                return
+        if self._pending is None and self.updates % self.check_every == 0:
+            self._pending_theta = theta.copy()
+            self._pending_idx = self.updates
+            self._pending = asyncio.ensure_future(
+                self.engine._evaluate(self._pending_theta, **self.problem.kernel_kwargs)
+            )
+
+    async def wait_check(self) -> str | None:
+        """Wait for a pending check (synchronous solvers)."""
+        if self._pending is not None:
+            await asyncio.wait([self._pending])
+            self._finish_check()
+        return self.stop_reason
+
+    def _finish_check(self) -> None:
+        fut, self._pending = self._pending, None
+        assert fut is not None and self._pending_theta is not None
+        loss_sum, grad_sum, _ = fut.result()
+        f = self.problem.objective(loss_sum, self._pending_theta)
+        self._known_obj[self._pending_idx] = f
+        s = self.stop
+        if s.gtol is not None and self.problem.optimality(grad_sum, self._pending_theta) <= s.gtol:
+            self.stop_reason = "gtol"
+        elif (
+            s.tol is not None
+            and self._last_f is not None
+            and abs(self._last_f - f) <= s.tol * max(1.0, abs(f))
+        ):
+            self.stop_reason = "tol"
+        self._last_f = f
+
+    async def cancel_check(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            try:
+                await self._pending
+            except BaseException:  # noqa: BLE001
+                pass
+            self._pending = None
+
+    # -- result ----------------------------------------------------------------------------
+    async def finish(
+        self,
+        engine: Engine,
+        theta: np.ndarray,
+        *,
+        solver: str,
+        settings: dict,
+        state: Any = None,
+    ) -> FitResult:
+        """Final record, deferred objectives, final full evaluation; build the result."""
+        wall = self.elapsed
+        await self.cancel_check()
+        self.record(theta, force=True)
+        kw = self.problem.kernel_kwargs
+        loss_sum, grad_sum, _ = await engine._evaluate(theta, **kw)
+        final_f = self.problem.objective(loss_sum, theta)
+        objectives = np.full(len(self._snaps), np.nan)
+        todo = []
+        for i, u in enumerate(self._updates):
+            if u in self._known_obj:
+                objectives[i] = self._known_obj[u]
+            elif u == self.updates:
+                objectives[i] = final_f
+            else:
+                todo.append(i)
+        if self.record_objective and todo:
+            sums = await engine._objectives(np.stack([self._snaps[i] for i in todo]), **kw)
+            for i, s in zip(todo, sums, strict=True):
+                objectives[i] = self.problem.objective(float(s), self._snaps[i])
+        history = [
+            Record(t, u, e, float(f), float(ms), int(mx))
+            for t, u, e, f, (ms, mx) in zip(
+                self._times, self._updates, self._epochs, objectives, self._stale, strict=True
+            )
+        ]
+        co = engine.coordinator
+        p = self.problem
+        return FitResult(
+            solver=solver,
+            coef=p.coef(theta).copy(),
+            intercept=p.intercept(theta),
+            updates=self.updates,
+            epochs=self.epochs,
+            wall_time=wall,
+            objective=final_f,
+            history=history,
+            worker_stats=co.worker_stats(),
+            partition_stats=[
+                {
+                    "partition": s.partition,
+                    "tasks": s.tasks_done,
+                    "applied": s.applied,
+                    "dropped": s.dropped,
+                    "mean_task_time": s.avg_task_time,
+                    "last_worker": s.worker,
+                }
+                for s in co.states
+            ],
+            dropped=co.n_dropped,
+            stop_reason=self.stop_reason or "stopped",
+            converged=self.stop_reason in ("tol", "gtol"),
+            theta=theta.copy(),
+            grad_norm=p.optimality(grad_sum, theta),
+            step_size=self.last_step,
+            settings=settings,
+            state=state,
+        )

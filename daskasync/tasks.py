@@ -1,0 +1,157 @@
+"""Worker-side task functions. Every function here is pure: its value depends only on its
+arguments, so Dask can recompute it after a worker loss and a seeded run is reproducible.
+
+Models travel as a flat vector ``theta = [coef..., intercept]`` (the intercept slot exists
+only when ``fit_intercept``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .losses import Loss
+from .stragglers import Straggler
+
+__all__ = [
+    "sample_rows",
+    "run_task",
+    "margins",
+    "grad_kernel",
+    "eval_kernel",
+    "objectives_kernel",
+    "row_norm_kernel",
+]
+
+_SAMPLE_STREAM = 0x5A3
+TaskMeta = tuple[str, float, float, float]
+
+
+def sample_rows(m: int, fraction: float, seed: int, partition: int, task_index: int) -> np.ndarray:
+    """Rows sampled by task ``task_index`` of ``partition``: ``max(1, round(fraction * m))``
+    distinct rows of ``range(m)``, sorted, drawn from a stream seeded by
+    ``(seed, partition, task_index)``. ``fraction >= 1`` takes every row.
+
+    Examples
+    --------
+    >>> sample_rows(10, 0.3, seed=0, partition=1, task_index=2).tolist() == \
+    ...     sample_rows(10, 0.3, seed=0, partition=1, task_index=2).tolist()
+    True
+    >>> len(sample_rows(10, 1.0, 0, 0, 0))
+    10
+    """
+    if fraction >= 1.0:
+        return np.arange(m)
+    k = max(1, int(round(fraction * m)))
+    rng = np.random.default_rng([seed, _SAMPLE_STREAM, partition, task_index])
+    idx = rng.choice(m, size=k, replace=False)
+    idx.sort()
+    return idx
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except ValueError:  # not running on a distributed worker
+        return "local"
+
+
+def run_task(
+    kernel,
+    block: tuple[Any, np.ndarray],
+    model: np.ndarray,
+    *,
+    partition: int,
+    task_index: int,
+    seed: int,
+    straggler: Straggler | None,
+    avg_task_time: float,
+    kwargs: dict,
+) -> tuple[Any, TaskMeta]:
+    """Run ``kernel(block, model, partition=..., task_index=..., seed=..., **kwargs)`` and
+    sleep the straggler delay. Returns ``(value, (worker, start, compute_s, total_s))``."""
+    t0 = time.perf_counter()
+    start = time.time()
+    value = kernel(block, model, partition=partition, task_index=task_index, seed=seed, **kwargs)
+    compute = time.perf_counter() - t0
+    if straggler is not None and avg_task_time > 0:
+        delay = straggler.delay(partition, task_index, avg_task_time)
+        if delay > 0:
+            time.sleep(delay)
+    return value, (_worker_address(), start, compute, time.perf_counter() - t0)
+
+
+def margins(X, theta: np.ndarray, fit_intercept: bool) -> np.ndarray:
+    """``X @ coef + intercept`` for a flat ``theta``."""
+    if fit_intercept:
+        return X @ theta[:-1] + theta[-1]
+    return X @ theta
+
+
+def _xt_dot(X, s: np.ndarray, fit_intercept: bool) -> np.ndarray:
+    g = X.T @ s
+    if fit_intercept:
+        return np.append(g, s.sum())
+    return np.asarray(g, dtype=np.float64)
+
+
+def _rows(X, idx: np.ndarray):
+    if len(idx) == X.shape[0]:
+        return X
+    return X[idx]
+
+
+def grad_kernel(
+    block,
+    theta: np.ndarray,
+    *,
+    loss: Loss,
+    fraction: float,
+    fit_intercept: bool,
+    partition: int,
+    task_index: int,
+    seed: int,
+) -> tuple[np.ndarray, int]:
+    """Sum over a sampled mini-batch of the loss gradients: ``(sum_i l'(z_i) x_i, batch)``."""
+    X, y = block
+    idx = sample_rows(X.shape[0], fraction, seed, partition, task_index)
+    Xb = _rows(X, idx)
+    s = loss.derivative(margins(Xb, theta, fit_intercept), y[idx])
+    return _xt_dot(Xb, s, fit_intercept), len(idx)
+
+
+def eval_kernel(block, theta: np.ndarray, *, loss: Loss, fit_intercept: bool, **_: Any):
+    """Full-partition loss sum and gradient sum at ``theta``: ``(loss_sum, grad_sum, rows)``."""
+    X, y = block
+    z = margins(X, theta, fit_intercept)
+    return float(loss.value(z, y).sum()), _xt_dot(X, loss.derivative(z, y), fit_intercept), X.shape[0]
+
+
+def objectives_kernel(block, thetas: np.ndarray, *, loss: Loss, fit_intercept: bool, **_: Any):
+    """Loss sums of this partition for each row of ``thetas`` (shape ``(R, len(theta))``)."""
+    X, y = block
+    out = np.empty(len(thetas))
+    for lo in range(0, len(thetas), 64):
+        T = thetas[lo : lo + 64]
+        Z = X @ T[:, : X.shape[1]].T
+        if fit_intercept:
+            Z = Z + T[:, -1]
+        if sp.issparse(Z):
+            Z = Z.toarray()
+        out[lo : lo + 64] = loss.value(np.asarray(Z), y[:, None]).sum(axis=0)
+    return out
+
+
+def row_norm_kernel(block, _model: Any = None, **_: Any) -> float:
+    """Largest squared row norm of the partition (for Lipschitz-based step sizes)."""
+    X, _y = block
+    if sp.issparse(X):
+        sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+    else:
+        sq = np.einsum("ij,ij->i", X, X)
+    return float(sq.max()) if len(sq) else 0.0

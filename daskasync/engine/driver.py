@@ -216,11 +216,15 @@ class Engine:
             ticket = self._tickets.pop(fut, None)
             if ticket is None:  # cancelled by us
                 continue
-            if fut.status == "error":
-                typ, exc, tb = res
-                raise exc.with_traceback(tb)
-            if fut.status == "cancelled":
+            if fut.status in ("error", "cancelled"):
                 self.coordinator.cancel(ticket)
+                status = fut.status
+                fut.release()  # the traceback must not keep the erred task alive
+                del fut
+                if status == "error":
+                    _typ, exc, tb = res
+                    del res
+                    raise exc.with_traceback(tb)
                 raise RuntimeError(
                     f"task of partition {ticket.partition} was cancelled outside daskasync"
                 )
@@ -291,6 +295,13 @@ class Engine:
         self._round_futures = futs
         try:
             results = await self.client.gather(futs)
+        except BaseException:
+            for ticket in tickets:
+                co.cancel(ticket)
+            for f in futs:  # the traceback must not keep these tasks alive
+                f.release()
+            futs.clear()
+            raise
         finally:
             self._round_futures = []
         values, attrs = [], []

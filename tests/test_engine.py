@@ -12,7 +12,7 @@ from conftest import assert_no_tasks, scheduler_keys
 from distributed import Event
 
 import daskasync as da
-from daskasync.engine import Async, Quorum, SSP
+from daskasync.engine import SSP, Async, Quorum
 
 
 def _gated(block, w, *, partition, task_index, seed, run):
@@ -310,5 +310,5 @@ def test_stopping_rules(client, small_data):
     # history: objective recorded, updates increasing, first record is the start point
     h = r.history
     assert h[0].update == 0 and abs(h[0].objective - np.log(2)) < 1e-12
-    assert all(a.update < b.update for a, b in zip(h, h[1:]))
+    assert all(a.update < b.update for a, b in zip(h, h[1:], strict=False))
     assert np.isfinite(r.history_array("objective")).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -224,7 +225,7 @@ def minimize(
             record_every=record_every,
             record_interval=record_interval,
             record_objective=record_objective,
-            n_partitions=P,
+            updates_per_epoch=math.ceil((1 if spec.synchronous else P) / fraction),
         )
         final = await spec.run(engine, problem, theta, schedule, fraction, monitor)
         result = await monitor.finish(engine, final, solver=solver, settings=settings)

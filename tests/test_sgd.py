@@ -97,3 +97,58 @@ def test_sgd_and_asgd_reach_1e_3_on_a9a(client, a9a, solver, step, fraction):
     if solver == "asgd":
         assert res.mean_staleness > 1.0  # it really ran asynchronously
     data.release()
+
+
+def test_least_squares_reaches_the_ridge_solution(client):
+    rng = np.random.default_rng(5)
+    n, d, lam = 2000, 10, 1e-2
+    X = rng.normal(size=(n, d))
+    y = X @ rng.normal(size=d) + 3.0 + 0.1 * rng.normal(size=n)
+    data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client)
+    # closed form with an unpenalized intercept: center, solve, recover the intercept
+    Xc, yc = X - X.mean(0), y - y.mean()
+    w = np.linalg.solve(Xc.T @ Xc / n + lam * np.eye(d), Xc.T @ yc / n)
+    b = y.mean() - X.mean(0) @ w
+    # synchronous full-batch steps converge to the exact solution
+    res = da.minimize(data, solver="sgd", loss="squared", lam=lam, fit_intercept=True,
+                      batch_fraction=1.0, step_size=0.5, step_schedule="constant", gtol=1e-9,
+                      max_updates=20000)
+    assert res.converged, res
+    np.testing.assert_allclose(res.coef, w, atol=1e-7)
+    assert abs(res.intercept - b) < 1e-7
+    # ASGD's stochastic, stale steps get close with a decaying step (exactness is SAGA's job)
+    res = da.minimize(data, solver="asgd", loss="squared", lam=lam, fit_intercept=True,
+                      batch_fraction=0.2, step_size=0.05, max_epochs=40)
+    assert np.abs(res.coef - w).max() < 0.02 and abs(res.intercept - b) < 0.02
+    data.release()
+
+
+def test_asgd_with_a_sync_barrier_hands_out_whole_rounds(client):
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(400, 3))
+    y = np.sign(X[:, 0])
+    data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client)
+    res = da.minimize(data, solver="asgd", barrier="sync", max_updates=40, record_every=1)
+    tasks = [p["tasks"] for p in res.partition_stats]
+    assert tasks == [10, 10, 10, 10]  # every partition once per round
+    # results of one round are applied one after the other: staleness 0 .. P-1
+    assert max(r.max_staleness for r in res.history) == 3
+    data.release()
+
+
+def test_dask_array_and_sparse_rcv1_like_inputs(client):
+    import dask.array as dsa
+
+    X, y = da.make_epsilon_like(n=3000, d=15, seed=1)
+    dX = dsa.from_array(X, chunks=(750, 15))
+    data = da.PartitionedData.from_arrays(dX, y, client=client)
+    assert data.n_partitions == 4
+    res = da.minimize(data, solver="asgd", max_epochs=3)
+    _, f_star = reference_solution(X, y, "logistic", L2(1.0 / 3000))
+    assert res.objective < f_star + 0.05
+    data.release()
+    sparse_data = da.PartitionedData.synthetic("rcv1", n=5000, d=300, n_partitions=4,
+                                               client=client)
+    res = da.minimize(sparse_data, solver="asgd", max_epochs=2, batch_fraction=0.2)
+    assert sparse_data.is_sparse and res.objective < np.log(2)
+    sparse_data.release()

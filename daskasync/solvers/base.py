@@ -142,7 +142,7 @@ class Monitor:
         record_every: int | None,
         record_interval: float | None = None,
         record_objective: bool = True,
-        n_partitions: int = 1,
+        updates_per_epoch: int = 1,
         updates: int = 0,
         rows: int = 0,
     ) -> None:
@@ -154,7 +154,7 @@ class Monitor:
         self.record_every = record_every
         self.record_interval = record_interval
         self.record_objective = record_objective
-        self.check_every = stop.check_every or max(1, n_partitions)
+        self.check_every = stop.check_every or max(1, int(updates_per_epoch))
         self.updates = updates
         self.rows = rows
         self.t0 = time.perf_counter()

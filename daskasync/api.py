@@ -10,6 +10,7 @@ import numpy as np
 
 from .engine.barriers import Barrier, make_barrier
 from .engine.driver import Engine, run_sync
+from .engine.history import GradientHistory
 from .losses import Loss, get_loss
 from .penalties import Penalty, make_penalty
 from .result import FitResult
@@ -73,6 +74,10 @@ def minimize(
     record_interval: float | None = None,
     record_objective: bool = True,
     theta0: np.ndarray | None = None,
+    inner: str = "sequential",
+    staleness_aware: bool = False,
+    history: GradientHistory | None = None,
+    combine: float | None = None,
 ) -> FitResult:
     """Fit a linear model on partitioned data with a synchronous or asynchronous solver.
 
@@ -82,11 +87,13 @@ def minimize(
     ----------
     data : PartitionedData
         Row blocks on the workers (see :class:`daskasync.PartitionedData`).
-    solver : {"sgd", "asgd"}
+    solver : {"sgd", "asgd", "saga", "asaga"}
         ``"sgd"``: synchronous mini-batch SGD (a gather barrier per round);
-        ``"asgd"``: asynchronous SGD, each result applied as it arrives.
-    loss : {"logistic", "squared"} or Loss
-        Logistic needs labels in {-1, +1}.
+        ``"asgd"``: asynchronous SGD, each result applied as it arrives;
+        ``"saga"`` / ``"asaga"``: SAGA with the gradient history, synchronous rounds or
+        asynchronous (any barrier, ``tau``).
+    loss : {"logistic", "squared", "multinomial"} or Loss
+        Logistic needs labels in {-1, +1}; multinomial class indices 0..K-1.
     penalty : {"l2", "l1", "elasticnet", "none"} or Penalty
     lam : float, optional
         Regularization strength (default ``1 / n``).
@@ -95,12 +102,15 @@ def minimize(
     fit_intercept : bool
         Fit an unpenalized intercept.
     step_size : float or "auto"
-        Base step ``gamma``. ``"auto"`` uses ``1 / L`` with ``L`` the largest per-sample
-        smoothness constant (one pass over the data to find the largest row norm).
+        Base step ``gamma``. ``"auto"`` derives it from the data (one pass to find the
+        largest row norm, giving the largest per-sample smoothness constant ``L``):
+        ``1 / L`` for SGD/ASGD; ``1 / (3 L)`` per sample for SAGA's sequential form (as
+        scikit-learn's SAGA); ``1 / (3 L)`` for SAGA's batch form, divided by ``1 + tau_bar``
+        for ASAGA, where ``tau_bar = min(P - 1, tau)`` is the expected staleness.
     step_schedule : {"constant", "invsqrt"} or callable, optional
         ``"invsqrt"`` (default for SGD/ASGD): ``gamma / sqrt(t + 1)`` with ``t`` the number of
-        synchronous-round equivalents (``k`` for SGD, ``k / P`` for ASGD, as in ASYNC). A
-        callable gets ``t`` and returns the step.
+        synchronous-round equivalents (``k`` for SGD, ``k / P`` for ASGD, as in ASYNC);
+        ``"constant"`` is SAGA's default. A callable gets ``t`` and returns the step.
     batch_fraction : float
         Fraction ``b`` of each partition's rows sampled by a task (on the worker, seeded).
     max_updates, max_epochs, time_budget, tol, gtol, check_every
@@ -121,7 +131,25 @@ def minimize(
         History records every so many updates (default: every round for SGD, every ``P``
         updates for ASGD) and/or seconds; objectives of records are evaluated after the run.
     theta0 : ndarray, optional
-        Starting point ``[w, b]`` (default zeros).
+        Starting point ``[w, b]`` (default zeros), shape ``(K, d + fit_intercept)`` for
+        multinomial models.
+    inner : {"sequential", "batch"}
+        SAGA's task form: ``"batch"`` is ASYNC's (the task returns its mini-batch's summed
+        history-corrected gradient; the driver takes one step); ``"sequential"`` applies the
+        sampled rows one by one on the worker as SAGA steps of ``1 / (3 L)`` and returns the
+        model change, which the driver averages (sync) or weights ``1 / P`` (async). Both
+        keep the exact history; ``"sequential"`` converges in far fewer tasks on
+        ill-conditioned problems.
+    staleness_aware : bool
+        Scale each asynchronous result by ``1 / (1 + staleness)`` (step for SGD and batch
+        SAGA, weight of the model change for sequential SAGA), as ElasticDL modulates its
+        learning rate.
+    history : GradientHistory, optional
+        Continue from this history (SAGA); it is updated in place.
+    combine : float, optional
+        Weight of each partition's model change in SAGA's sequential form (default
+        ``1 / P``: a round averages the partitions' passes, which is always stable; larger
+        weights add them up and can diverge when a pass moves the model far).
 
     Returns
     -------
@@ -150,6 +178,21 @@ def minimize(
     labels = getattr(data, "label_values", None)
     if labels is not None:
         loss_.check_labels(np.asarray(labels, dtype=float))
+    n_outputs = 1
+    if loss_.multiclass:
+        if labels is None:
+            raise ValueError("y: the multinomial loss needs class labels (found too many values)")
+        n_outputs = int(np.max(labels)) + 1
+        if n_outputs < 2:
+            raise ValueError("y: the multinomial loss needs at least two classes")
+    if inner not in ("sequential", "batch"):
+        raise ValueError(f"inner: must be 'sequential' or 'batch', got {inner!r}")
+    if spec.history and inner == "sequential":
+        from .kernels_saga import sequential_loss_code
+
+        sequential_loss_code(loss_)
+    if not isinstance(staleness_aware, (bool, np.bool_)):
+        raise TypeError(f"staleness_aware: must be a bool, got {staleness_aware!r}")
     penalty_ = make_penalty(penalty, 1.0 / data.n if lam is None else lam, l1_ratio)
     if not isinstance(fit_intercept, (bool, np.bool_)):
         raise TypeError(f"fit_intercept: must be a bool, got {fit_intercept!r}")
@@ -175,13 +218,27 @@ def minimize(
     else:
         barrier_ = make_barrier(barrier, beta=beta, tau=tau)
     make_straggler(stragglers, n_partitions=data.n_partitions, c=straggler_c, seed=seed)
-    problem = Problem(loss_, penalty_, bool(fit_intercept), int(data.n), int(data.d))
+    problem = Problem(
+        loss_, penalty_, bool(fit_intercept), int(data.n), int(data.d), n_outputs
+    )
     if theta0 is None:
-        theta = np.zeros(problem.dim)
+        theta = np.zeros(problem.shape)
     else:
         theta = np.array(theta0, dtype=np.float64)
-        if theta.shape != (problem.dim,):
-            raise ValueError(f"theta0: expected shape ({problem.dim},), got {theta.shape}")
+        if theta.shape != problem.shape:
+            raise ValueError(f"theta0: expected shape {problem.shape}, got {theta.shape}")
+    if not np.isfinite(theta).all():
+        raise ValueError("theta0: contains NaN or infinite values")
+    if spec.history:
+        if history is None:
+            history = GradientHistory(data.offsets, problem.dim, n_outputs)
+        elif not isinstance(history, GradientHistory) or (
+            history.n, history.dim, history.n_outputs
+        ) != (problem.n, problem.dim, n_outputs):
+            raise ValueError(
+                "history: does not fit this data and model (samples, model size or outputs "
+                "differ)"
+            )
     P = data.n_partitions
     if record_every is None and record_interval is None:
         record_every = 1 if spec.synchronous else P
@@ -210,13 +267,34 @@ def minimize(
         "stragglers": engine.straggler.describe(),
         "seed": int(seed),
         "n_partitions": P,
+        "inner": inner if spec.history else None,
+        "staleness_aware": bool(staleness_aware),
     }
+
+    options: dict[str, Any] = {"staleness_aware": bool(staleness_aware)}
+    if combine is not None:
+        if isinstance(combine, bool) or not isinstance(combine, (int, float)) or not (
+            0 < combine <= 1
+        ):
+            raise ValueError(f"combine: must be a number in (0, 1], got {combine!r}")
+    if spec.history:
+        options.update(history=history, inner=inner)
+        if inner == "sequential" and combine is not None:
+            options["combine"] = float(combine)
+        engine.history = history
+    tau_bar = min(P - 1, barrier_.max_staleness if barrier_.max_staleness is not None else P)
 
     async def _run() -> FitResult:
         nonlocal schedule
         if isinstance(step_size, str):
             L = lipschitz_constant(await _max_row_norm(engine), problem)
-            schedule = make_schedule(schedule_name, 1.0 / L)
+            gamma = 1.0 / L
+            if spec.history:
+                gamma /= 3.0
+                if inner == "batch" and not spec.synchronous and not staleness_aware:
+                    gamma /= 1.0 + tau_bar
+            schedule = make_schedule(schedule_name, gamma)
+
         settings["step_size"] = getattr(schedule, "gamma", None)
         monitor = Monitor(
             engine,
@@ -227,8 +305,10 @@ def minimize(
             record_objective=record_objective,
             updates_per_epoch=math.ceil((1 if spec.synchronous else P) / fraction),
         )
-        final = await spec.run(engine, problem, theta, schedule, fraction, monitor)
-        result = await monitor.finish(engine, final, solver=solver, settings=settings)
+        final = await spec.run(engine, problem, theta, schedule, fraction, monitor, **options)
+        result = await monitor.finish(
+            engine, final, solver=solver, settings=settings, state=history
+        )
         await engine._cancel()
         return result
 

@@ -134,6 +134,10 @@ def load_libsvm(
         raise ValueError(f"LIBSVM file {fspath!r} contains no data rows")
     X = sp.csr_matrix(X, dtype=dtype)
     X.sum_duplicates()  # canonical: sorted indices, no duplicates (no-op if already)
+    if X.nnz < np.iinfo(np.int32).max and X.shape[1] < np.iinfo(np.int32).max:
+        # 32-bit indices, as scipy and scikit-learn's solvers expect when they fit
+        X.indices = X.indices.astype(np.int32, copy=False)
+        X.indptr = X.indptr.astype(np.int32, copy=False)
     return X, np.asarray(y, dtype=np.float64)
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import expit, log_expit
+from scipy.special import expit, log_expit, logsumexp, softmax
 
-__all__ = ["Loss", "LogisticLoss", "SquaredLoss", "get_loss", "LOSSES"]
+__all__ = ["Loss", "LogisticLoss", "SquaredLoss", "MultinomialLoss", "get_loss", "LOSSES"]
 
 
 class Loss:
@@ -27,6 +27,12 @@ class Loss:
     name: ClassVar[str] = "loss"
     #: Upper bound of the second derivative of ``l`` in ``z`` (for Lipschitz step sizes).
     curvature: ClassVar[float] = 1.0
+    #: True for losses over ``K`` margins per sample (``z`` of shape ``(m, K)``)
+    multiclass: ClassVar[bool] = False
+
+    def second_derivative(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-sample ``d^2 l / dz^2`` (binary losses; used by reference Newton solves)."""
+        raise NotImplementedError
 
     def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Per-sample loss values."""
@@ -69,6 +75,10 @@ class LogisticLoss(Loss):
     def derivative(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         return -y * expit(-y * z)
 
+    def second_derivative(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        p = expit(z)
+        return p * (1.0 - p)
+
     def check_labels(self, y: np.ndarray) -> None:
         bad = ~np.isin(y, (-1.0, 1.0))
         if bad.any():
@@ -98,8 +108,54 @@ class SquaredLoss(Loss):
     def derivative(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
         return z - y
 
+    def second_derivative(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.ones_like(z)
 
-LOSSES: dict[str, type[Loss]] = {"logistic": LogisticLoss, "squared": SquaredLoss}
+
+class MultinomialLoss(Loss):
+    """Multinomial logistic (softmax cross-entropy) over ``K`` margins per sample.
+
+    Labels are class indices ``0 .. K-1`` (floats holding integers). The derivative in the
+    margins is ``softmax(z) - onehot(y)``: ``K`` scalars per sample, which is what the
+    SAGA history keeps for this loss.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loss = MultinomialLoss()
+    >>> z = np.zeros((1, 4)); y = np.array([2.0])
+    >>> round(float(loss.value(z, y)[0]), 6) == round(float(np.log(4)), 6)
+    True
+    >>> loss.derivative(z, y).tolist()
+    [[0.25, 0.25, -0.75, 0.25]]
+    """
+
+    name = "multinomial"
+    curvature = 0.5  # largest eigenvalue of diag(p) - p p^T is at most 1/2
+    multiclass = True
+
+    def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        idx = y.astype(np.intp)
+        return logsumexp(z, axis=-1) - np.take_along_axis(z, idx[..., None], axis=-1)[..., 0]
+
+    def derivative(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        p = softmax(z, axis=-1)
+        p[np.arange(len(y)), y.astype(np.intp)] -= 1.0
+        return p
+
+    def check_labels(self, y: np.ndarray) -> None:
+        if (y < 0).any() or (y != np.round(y)).any():
+            raise ValueError(
+                "y: the multinomial loss needs class indices 0..K-1 (estimators encode any "
+                "labels for you)"
+            )
+
+
+LOSSES: dict[str, type[Loss]] = {
+    "logistic": LogisticLoss,
+    "squared": SquaredLoss,
+    "multinomial": MultinomialLoss,
+}
 
 
 def get_loss(loss: str | Loss) -> Loss:

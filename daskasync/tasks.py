@@ -87,17 +87,26 @@ def run_task(
 
 
 def margins(X, theta: np.ndarray, fit_intercept: bool) -> np.ndarray:
-    """``X @ coef + intercept`` for a flat ``theta``."""
+    """``X @ coef + intercept`` for a flat ``theta`` (shape ``(m,)``), or for ``K`` stacked
+    models ``theta`` of shape ``(K, dim)`` (shape ``(m, K)``)."""
+    if theta.ndim == 1:
+        if fit_intercept:
+            return X @ theta[:-1] + theta[-1]
+        return X @ theta
     if fit_intercept:
-        return X @ theta[:-1] + theta[-1]
-    return X @ theta
+        return np.asarray(X @ theta[:, :-1].T) + theta[:, -1]
+    return np.asarray(X @ theta.T)
 
 
 def _xt_dot(X, s: np.ndarray, fit_intercept: bool) -> np.ndarray:
-    g = X.T @ s
+    """``sum_i s_i x_i`` (and ``sum_i s_i`` for the intercept), shaped like ``theta``."""
+    if s.ndim == 1:
+        g = np.asarray(X.T @ s, dtype=np.float64).ravel()
+        return np.append(g, s.sum()) if fit_intercept else g
+    G = np.asarray(X.T @ s, dtype=np.float64).T  # (K, d)
     if fit_intercept:
-        return np.append(g, s.sum())
-    return np.asarray(g, dtype=np.float64)
+        return np.hstack([G, s.sum(axis=0)[:, None]])
+    return np.ascontiguousarray(G)
 
 
 def _rows(X, idx: np.ndarray):
@@ -133,9 +142,13 @@ def eval_kernel(block, theta: np.ndarray, *, loss: Loss, fit_intercept: bool, **
 
 
 def objectives_kernel(block, thetas: np.ndarray, *, loss: Loss, fit_intercept: bool, **_: Any):
-    """Loss sums of this partition for each row of ``thetas`` (shape ``(R, len(theta))``)."""
+    """Loss sums of this partition for each of the ``R`` models ``thetas[r]``."""
     X, y = block
     out = np.empty(len(thetas))
+    if thetas.ndim == 3:  # K stacked models each
+        for r, theta in enumerate(thetas):
+            out[r] = loss.value(margins(X, theta, fit_intercept), y).sum()
+        return out
     for lo in range(0, len(thetas), 64):
         T = thetas[lo : lo + 64]
         Z = X @ T[:, : X.shape[1]].T
@@ -155,3 +168,4 @@ def row_norm_kernel(block, _model: Any = None, **_: Any) -> float:
     else:
         sq = np.einsum("ij,ij->i", X, X)
     return float(sq.max()) if len(sq) else 0.0
+

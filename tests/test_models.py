@@ -112,7 +112,7 @@ def test_get_loss():
     assert isinstance(get_loss("squared"), SquaredLoss)
     lo = LogisticLoss()
     assert get_loss(lo) is lo
-    assert set(LOSSES) == {"logistic", "squared"}
+    assert set(LOSSES) == {"logistic", "squared", "multinomial"}
     assert LogisticLoss() == LogisticLoss() and LogisticLoss() != SquaredLoss()
     assert hash(SquaredLoss()) == hash(SquaredLoss())
     for bad in ("hinge", None, 3):

@@ -116,6 +116,8 @@ class Engine:
         self.broadcaster = Broadcaster(
             self.client, window=window, transport=transport, name=self.run_id
         )
+        #: gradient history of history-based solvers (a GradientHistory), if any
+        self.history: Any = None
         self._tickets: dict[Any, Ticket] = {}
         self._ac = as_completed([], loop=self.client.loop, with_results=True, raise_errors=False)
         self._ready: deque = deque()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import Monitor, Problem, StopCriteria
+from .saga import run_asaga, run_saga
 from .sgd import run_asgd, run_sgd, sgd_step
 
 
@@ -18,11 +19,16 @@ class SolverSpec:
     run: Any
     synchronous: bool
     default_schedule: str = "invsqrt"
+    history: bool = False
 
 
 SOLVERS: dict[str, SolverSpec] = {
     "sgd": SolverSpec("sgd", run_sgd, synchronous=True),
     "asgd": SolverSpec("asgd", run_asgd, synchronous=False),
+    "saga": SolverSpec("saga", run_saga, synchronous=True, default_schedule="constant",
+                       history=True),
+    "asaga": SolverSpec("asaga", run_asaga, synchronous=False, default_schedule="constant",
+                        history=True),
 }
 
 __all__ = ["SOLVERS", "SolverSpec", "Monitor", "Problem", "StopCriteria", "sgd_step"]

@@ -23,40 +23,52 @@ __all__ = ["Problem", "StopCriteria", "Monitor"]
 
 @dataclass(frozen=True)
 class Problem:
-    """``min_theta mean_i loss(x_i . w + b, y_i) + penalty(w)`` over ``theta = [w, b]``."""
+    """``min_theta mean_i loss(x_i . w + b, y_i) + penalty(w)`` over ``theta = [w, b]``.
+
+    ``theta`` has shape ``(dim,)``, or ``(K, dim)`` for a multiclass loss with ``K``
+    outputs (``dim = d + fit_intercept``)."""
 
     loss: Loss
     penalty: Penalty
     fit_intercept: bool
     n: int
     d: int
+    n_outputs: int = 1
 
     @property
     def dim(self) -> int:
         return self.d + int(self.fit_intercept)
 
-    def coef(self, theta: np.ndarray) -> np.ndarray:
-        return theta[: self.d]
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n_outputs, self.dim) if self.loss.multiclass else (self.dim,)
 
-    def intercept(self, theta: np.ndarray) -> float:
-        return float(theta[-1]) if self.fit_intercept else 0.0
+    def coef(self, theta: np.ndarray) -> np.ndarray:
+        return theta[..., : self.d]
+
+    def intercept(self, theta: np.ndarray) -> Any:
+        if not self.fit_intercept:
+            return np.zeros(self.n_outputs) if theta.ndim == 2 else 0.0
+        return theta[..., -1].copy() if theta.ndim == 2 else float(theta[-1])
 
     def objective(self, loss_sum: float, theta: np.ndarray) -> float:
-        return loss_sum / self.n + self.penalty.value(theta[: self.d])
+        return loss_sum / self.n + self.penalty.value(theta[..., : self.d])
 
     def smooth_gradient(self, theta: np.ndarray) -> np.ndarray | float:
         """Gradient of the penalty's smooth part, as a ``theta``-shaped array (or 0)."""
-        g = self.penalty.gradient(theta[: self.d])
+        g = self.penalty.gradient(theta[..., : self.d])
         if isinstance(g, float):
             return g
         if self.fit_intercept:
-            return np.append(g, 0.0)
+            out = np.zeros_like(theta)
+            out[..., : self.d] = g
+            return out
         return g
 
     def prox(self, theta: np.ndarray, step: float) -> np.ndarray:
         """Apply the penalty's prox to the coefficients in place (intercept untouched)."""
         if self.penalty.has_prox:
-            theta[: self.d] = self.penalty.prox(theta[: self.d], step)
+            theta[..., : self.d] = self.penalty.prox(theta[..., : self.d], step)
         return theta
 
     def optimality(self, grad_sum: np.ndarray, theta: np.ndarray) -> float:

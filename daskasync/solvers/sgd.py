@@ -43,6 +43,8 @@ async def run_sgd(
     schedule: Schedule,
     fraction: float,
     monitor: Monitor,
+    *,
+    staleness_aware: bool = False,
 ) -> np.ndarray:
     """Synchronous mini-batch SGD: every round, every partition samples a fraction of its
     rows on model version ``k``; a gather barrier waits for all; one update."""
@@ -72,10 +74,13 @@ async def run_asgd(
     schedule: Schedule,
     fraction: float,
     monitor: Monitor,
+    *,
+    staleness_aware: bool = False,
 ) -> np.ndarray:
     """Asynchronous SGD: each partition's result is applied as it arrives (ASYNC's ASGD,
     ``step = schedule(k / P)``); results staler than the barrier's ``tau`` are dropped and
-    their partitions handed new work; the barrier decides who gets work and when."""
+    their partitions handed new work; the barrier decides who gets work and when. With
+    ``staleness_aware`` the step of a result is divided by ``1 + staleness``."""
     kw = {"fraction": fraction, **problem.kernel_kwargs}
     P = engine.n_partitions
     engine.publish(theta)
@@ -85,6 +90,8 @@ async def run_asgd(
         (grad_sum, count), attrs = await engine._next()
         if not attrs.dropped:
             step = schedule(engine.clock / P)
+            if staleness_aware:
+                step /= 1.0 + attrs.staleness
             monitor.last_step = step
             sgd_step(theta, grad_sum, count, step, problem)
             engine.tick()

@@ -1,0 +1,181 @@
+"""Worker-side SAGA kernels (pure functions).
+
+Two forms of a SAGA task over the rows it samples, both shipped only the history scalars of
+those rows:
+
+* ``saga_batch_kernel`` (ASYNC's form): the mini-batch sum of ``(new - old)`` gradients and
+  the new scalars; the driver takes one step with it.
+* ``saga_sequential_kernel``: the sampled rows are applied one by one as sequential SAGA
+  steps (as scikit-learn's SAGA does) on a private copy of the model and of ``alpha_bar``;
+  the task returns the model change, the change of ``alpha_bar`` (the same
+  ``sum (new - old) x / n``) and the new scalars. Per-sample steps of ``1 / (3 L_max)`` make
+  one task worth hundreds of mini-batch steps, which is what ill-conditioned problems need.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss
+from .tasks import _rows, _xt_dot, margins, sample_rows
+
+__all__ = ["saga_batch_kernel", "saga_sequential_kernel", "sequential_loss_code"]
+
+_ORDER_STREAM = 0x0DE
+
+
+def saga_batch_kernel(
+    block,
+    theta: np.ndarray,
+    *,
+    loss: Loss,
+    fraction: float,
+    fit_intercept: bool,
+    old: np.ndarray,
+    partition: int,
+    task_index: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(sum_B (s_new - s_old) [x_i, 1], s_new, |B|)`` over the sampled rows ``B``."""
+    X, y = block
+    idx = sample_rows(X.shape[0], fraction, seed, partition, task_index)
+    Xb = _rows(X, idx)
+    s = loss.derivative(margins(Xb, theta, fit_intercept), y[idx])
+    return _xt_dot(Xb, s - old, fit_intercept), s, len(idx)
+
+
+def sequential_loss_code(loss: Loss) -> int:
+    """Code of a loss supported by the sequential kernel (raises ``ValueError`` otherwise)."""
+    for code, cls in enumerate((LogisticLoss, SquaredLoss, MultinomialLoss)):
+        if type(loss) is cls:
+            return code
+    raise ValueError(
+        f"loss: inner='sequential' supports the logistic, squared and multinomial losses, "
+        f"not {loss!r}; use inner='batch' for a custom loss"
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _saga_sequential(  # noqa: PLR0913 - a flat kernel
+    dense, X, data, indices, indptr, y, rows, order, W, M, old, step, lam2, lam1, inv_n,
+    loss_code, fit_intercept, d,
+):
+    K = W.shape[0]
+    B = rows.shape[0]
+    new = np.empty((B, K))
+    z = np.empty(K)
+    s = np.empty(K)
+    thr = step * lam1
+    for t in range(B):
+        r = order[t]
+        i = rows[r]
+        for k in range(K):
+            acc = W[k, d] if fit_intercept else 0.0
+            if dense:
+                for j in range(d):
+                    acc += X[i, j] * W[k, j]
+            else:
+                for p in range(indptr[i], indptr[i + 1]):
+                    acc += data[p] * W[k, indices[p]]
+            z[k] = acc
+        if loss_code == 0:
+            s[0] = -y[i] / (1.0 + math.exp(y[i] * z[0]))
+        elif loss_code == 1:
+            s[0] = z[0] - y[i]
+        else:
+            zmax = z[0]
+            for k in range(1, K):
+                if z[k] > zmax:
+                    zmax = z[k]
+            tot = 0.0
+            for k in range(K):
+                s[k] = math.exp(z[k] - zmax)
+                tot += s[k]
+            for k in range(K):
+                s[k] /= tot
+            s[int(y[i])] -= 1.0
+        for k in range(K):
+            diff = s[k] - old[r, k]
+            for j in range(d):  # w -= step * (alpha_bar + lam2 * w), with the old alpha_bar
+                W[k, j] -= step * (M[k, j] + lam2 * W[k, j])
+            if fit_intercept:
+                W[k, d] -= step * (M[k, d] + diff)
+                M[k, d] += diff * inv_n
+            if dense:
+                for j in range(d):
+                    W[k, j] -= step * diff * X[i, j]
+                    M[k, j] += diff * X[i, j] * inv_n
+            else:
+                for p in range(indptr[i], indptr[i + 1]):
+                    j = indices[p]
+                    W[k, j] -= step * diff * data[p]
+                    M[k, j] += diff * data[p] * inv_n
+            if thr > 0.0:
+                for j in range(d):
+                    v = W[k, j]
+                    if v > thr:
+                        W[k, j] = v - thr
+                    elif v < -thr:
+                        W[k, j] = v + thr
+                    else:
+                        W[k, j] = 0.0
+            new[r, k] = s[k]
+    return new
+
+
+_EMPTY_F = np.zeros(0)
+_EMPTY_I = np.zeros(0, dtype=np.int32)
+_EMPTY_2D = np.zeros((0, 0))
+
+
+def saga_sequential_kernel(
+    block,
+    theta: np.ndarray,
+    *,
+    loss_code: int,
+    fraction: float,
+    fit_intercept: bool,
+    old: np.ndarray,
+    mean: np.ndarray,
+    step: float,
+    lam2: float,
+    lam1: float,
+    n: int,
+    partition: int,
+    task_index: int,
+    seed: int,
+    **_: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Sequential SAGA steps over the sampled rows (in a seeded random order).
+
+    Returns ``(model change, alpha_bar change, new scalars, |B|)``."""
+    X, y = block
+    m, d = X.shape
+    idx = sample_rows(m, fraction, seed, partition, task_index)
+    order = np.random.default_rng([seed, _ORDER_STREAM, partition, task_index]).permutation(
+        len(idx)
+    )
+    K = 1 if theta.ndim == 1 else theta.shape[0]
+    W0 = np.ascontiguousarray(theta, dtype=np.float64).reshape(K, -1)
+    M0 = np.ascontiguousarray(mean, dtype=np.float64).reshape(K, -1)
+    W, M = W0.copy(), M0.copy()
+    old2 = np.ascontiguousarray(old, dtype=np.float64).reshape(len(idx), K)
+    if sp.issparse(X):
+        args = (False, _EMPTY_2D, X.data, X.indices, X.indptr)
+    else:
+        args = (True, X, _EMPTY_F, _EMPTY_I, _EMPTY_I)
+    new = _saga_sequential(
+        *args, y, idx, order, W, M, old2, float(step), float(lam2), float(lam1), 1.0 / n,
+        int(loss_code), bool(fit_intercept), d,
+    )
+    return (
+        (W - W0).reshape(theta.shape),
+        (M - M0).reshape(mean.shape),
+        new.reshape(old.shape),
+        len(idx),
+    )

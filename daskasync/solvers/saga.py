@@ -1,0 +1,194 @@
+"""SAGA (synchronous rounds) and ASAGA (asynchronous) with the gradient history.
+
+The history (one scalar per sample per output, plus ``alpha_bar``) lives on the driver in a
+:class:`~daskasync.engine.history.GradientHistory`. Each task is shipped the scalars of the
+rows it will sample (the driver draws the same seeded sample the task will), and its result
+updates them. Dropped results (staler than ``tau``) change nothing: tasks are pure, so the
+history stays consistent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.driver import Engine
+from ..engine.history import GradientHistory
+from ..kernels_saga import saga_batch_kernel, saga_sequential_kernel, sequential_loss_code
+from ..schedules import Schedule
+from ..tasks import sample_rows
+from .base import Monitor, Problem
+
+__all__ = ["run_saga", "run_asaga", "SagaTasks"]
+
+
+class SagaTasks:
+    """Builds per-task arguments (the history scalars of the sampled rows) and remembers
+    which rows each in-flight task sampled, so its result can be stored back."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        problem: Problem,
+        history: GradientHistory,
+        fraction: float,
+        inner: str,
+        step: float,
+    ) -> None:
+        self.engine = engine
+        self.problem = problem
+        self.history = history
+        self.fraction = fraction
+        self.inner = inner
+        self.step = step
+        self.sizes = np.diff(engine.data.offsets)
+        self._rows: dict[tuple[int, int], np.ndarray] = {}
+        pen = problem.penalty
+        lam2 = pen.smooth_strength
+        lam1 = (pen.lam * getattr(pen, "l1_ratio", 1.0)) if pen.has_prox else 0.0
+        self.kernel = saga_sequential_kernel if inner == "sequential" else saga_batch_kernel
+        base = {"fraction": fraction, "fit_intercept": problem.fit_intercept}
+        if inner == "sequential":
+            base.update(
+                loss_code=sequential_loss_code(problem.loss), lam2=lam2, lam1=lam1, n=problem.n
+            )
+        else:
+            base["loss"] = problem.loss
+        self.base = base
+
+    def args(self, partition: int, task_index: int) -> dict:
+        rows = sample_rows(
+            int(self.sizes[partition]), self.fraction, self.engine.seed, partition, task_index
+        )
+        self._rows[(partition, task_index)] = rows
+        kw = dict(self.base, old=self.history.scalars(partition, rows))
+        if self.inner == "sequential":
+            kw["mean"] = self.history.mean.copy()
+            kw["step"] = self.step
+        return kw
+
+    def store(self, partition: int, task_index: int, new: np.ndarray, mean_delta) -> None:
+        rows = self._rows.pop((partition, task_index))
+        self.history.update(partition, rows, new, mean_delta)
+
+    def forget(self, partition: int, task_index: int) -> None:
+        self._rows.pop((partition, task_index), None)
+
+
+def _batch_step(theta, diff_sum, count, step, problem: Problem, history: GradientHistory):
+    """``theta <- prox(theta - step * (diff_sum / count + alpha_bar + smooth penalty grad))``."""
+    v = diff_sum / count
+    v += history.mean
+    v += problem.smooth_gradient(theta)
+    theta -= step * v
+    return problem.prox(theta, step)
+
+
+async def run_saga(
+    engine: Engine,
+    problem: Problem,
+    theta: np.ndarray,
+    schedule: Schedule,
+    fraction: float,
+    monitor: Monitor,
+    *,
+    history: GradientHistory,
+    inner: str = "sequential",
+    staleness_aware: bool = False,
+    combine: float | None = None,
+) -> np.ndarray:
+    """Synchronous SAGA: every round all partitions compute on the same version behind a
+    gather barrier. ``inner="batch"``: one step with the summed history-corrected gradient
+    (ASYNC's SAGA); ``inner="sequential"``: the partitions' sequential SAGA passes are
+    added to the model with weight ``combine`` (default ``1 / P``: their average) and their
+    ``alpha_bar`` changes summed (exact history)."""
+    P = engine.n_partitions
+    weight = 1.0 / P if combine is None else combine
+    n = problem.n
+    step0 = schedule(0)
+    tasks = SagaTasks(engine, problem, history, fraction, inner, step0)
+    engine.publish(theta)
+    monitor.record(theta, force=True)
+    while True:
+        values, attrs = await engine._round(tasks.kernel, tasks.args)
+        if inner == "batch":
+            diff_sum = values[0][0].copy()
+            count = values[0][2]
+            for v in values[1:]:
+                diff_sum += v[0]
+                count += v[2]
+            step = schedule(engine.clock)
+            _batch_step(theta, diff_sum, count, step, problem, history)
+            for a, v in zip(attrs, values, strict=True):
+                tasks.store(a.partition, a.task_index, v[1], v[0] / n)
+        else:
+            step = step0
+            count = 0
+            delta = np.zeros_like(theta)
+            for a, (d_theta, d_mean, new, c) in zip(attrs, values, strict=True):
+                delta += d_theta
+                count += c
+                tasks.store(a.partition, a.task_index, new, d_mean)
+            theta += weight * delta
+        monitor.last_step = step
+        engine.tick()
+        engine.publish(theta)
+        if monitor.after_update(theta, count) or await monitor.wait_check():
+            return theta
+
+
+async def run_asaga(
+    engine: Engine,
+    problem: Problem,
+    theta: np.ndarray,
+    schedule: Schedule,
+    fraction: float,
+    monitor: Monitor,
+    *,
+    history: GradientHistory,
+    inner: str = "sequential",
+    staleness_aware: bool = False,
+    combine: float | None = None,
+) -> np.ndarray:
+    """Asynchronous SAGA: each partition's result is applied as it arrives, with the
+    engine's barrier (quorum, ``tau``, SSP, predicates). ``inner="batch"`` takes a step of
+    ``schedule(k / P)`` (divided by ``1 + staleness`` when ``staleness_aware``);
+    ``inner="sequential"`` adds the task's model change weighted ``combine`` (default
+    ``1 / P``; times ``P / (1 + staleness)`` when ``staleness_aware``)."""
+    P = engine.n_partitions
+    base_weight = 1.0 / P if combine is None else combine
+    n = problem.n
+    step0 = schedule(0)
+    tasks = SagaTasks(engine, problem, history, fraction, inner, step0)
+    engine.publish(theta)
+    monitor.record(theta, force=True)
+    await engine._submit(tasks.kernel, None, tasks.args)
+    while True:
+        value, attrs = await engine._next()
+        if attrs.dropped:
+            tasks.forget(attrs.partition, attrs.task_index)
+            if monitor.check_time():
+                break
+        else:
+            if inner == "batch":
+                diff_sum, new, count = value
+                step = schedule(engine.clock / P)
+                if staleness_aware:
+                    step /= 1.0 + attrs.staleness
+                _batch_step(theta, diff_sum, count, step, problem, history)
+                tasks.store(attrs.partition, attrs.task_index, new, diff_sum / n)
+            else:
+                d_theta, d_mean, new, count = value
+                weight = base_weight
+                if staleness_aware:
+                    weight = min(1.0, weight * P / (1.0 + attrs.staleness))
+                step = step0 * weight
+                theta += weight * d_theta
+                tasks.store(attrs.partition, attrs.task_index, new, d_mean)
+            monitor.last_step = step
+            engine.tick()
+            engine.publish(theta)
+            if monitor.after_update(theta, count):
+                break
+        await engine._submit(tasks.kernel, None, tasks.args)
+    await engine._cancel_in_flight()
+    return theta

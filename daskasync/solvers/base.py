@@ -273,13 +273,13 @@ class Monitor:
         self._last_f = f
 
     async def cancel_check(self) -> None:
+        """Let a pending check finish (one pass; cancelling it would leave a gather
+        behind)."""
         if self._pending is not None:
-            self._pending.cancel()
             try:
                 await self._pending
-            except BaseException:  # noqa: BLE001
-                pass
-            self._pending = None
+            finally:
+                self._pending = None
 
     # -- result ----------------------------------------------------------------------------
     async def finish(

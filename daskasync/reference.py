@@ -48,7 +48,9 @@ def reference_solution(
     gtol: float = 1e-12,
     maxiter: int = 20_000,
 ) -> tuple[np.ndarray, float]:
-    """Minimize a smooth objective (no L1 part) tightly with L-BFGS; returns ``(theta*, f*)``.
+    """Minimize a smooth objective (no L1 part) tightly: L-BFGS, then a trust-region Newton
+    polish with exact Hessian-vector products for losses that define ``second_derivative``.
+    Returns ``(theta*, f*)``.
 
     Examples
     --------
@@ -78,4 +80,26 @@ def reference_solution(
         fg, x0, jac=True, method="L-BFGS-B",
         options={"gtol": gtol, "ftol": 1e-15, "maxiter": maxiter, "maxcor": 30},
     )
-    return res.x, float(res.fun)
+    try:
+        curvature_known = loss.second_derivative(np.zeros(1), np.ones(1)) is not None
+    except NotImplementedError:
+        curvature_known = False
+    if not curvature_known:
+        return res.x, float(res.fun)
+
+    def hessp(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        z = _margins(X, theta, d, fit_intercept)
+        D = loss.second_derivative(z, y)
+        u = D * _margins(X, v, d, fit_intercept) / n
+        hv = np.asarray(X.T @ u).ravel() + penalty.smooth_strength * v[:d]
+        return np.append(hv, u.sum()) if fit_intercept else hv
+
+    # Newton polish: L-BFGS stalls around 1e-6 relative in the coefficients of
+    # ill-conditioned problems (a9a with lambda = 1/n); a few trust-region Newton-CG steps
+    # bring the gradient to ~1e-13
+    polished = scipy.optimize.minimize(
+        fg, res.x, jac=True, hessp=hessp, method="trust-ncg",
+        options={"gtol": gtol, "maxiter": 200},
+    )
+    best = polished if polished.fun <= res.fun else res
+    return best.x, float(best.fun)

@@ -159,8 +159,8 @@ def minimize(
     --------
     >>> from distributed import Client, LocalCluster
     >>> import daskasync
-    >>> with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cl, \
-    ...         Client(cl):
+    >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+    >>> with cluster, Client(cluster):
     ...     data = daskasync.PartitionedData.synthetic("epsilon", n=4000, d=20, n_partitions=4)
     ...     res = daskasync.minimize(data, solver="asgd", max_epochs=2)
     >>> res.updates > 0 and res.objective < 0.6931

@@ -37,9 +37,10 @@ def sample_rows(m: int, fraction: float, seed: int, partition: int, task_index: 
 
     Examples
     --------
-    >>> sample_rows(10, 0.3, seed=0, partition=1, task_index=2).tolist() == \
-    ...     sample_rows(10, 0.3, seed=0, partition=1, task_index=2).tolist()
-    True
+    >>> a = sample_rows(10, 0.3, seed=0, partition=1, task_index=2)
+    >>> b = sample_rows(10, 0.3, seed=0, partition=1, task_index=2)
+    >>> a.tolist() == b.tolist(), len(a)
+    (True, 3)
     >>> len(sample_rows(10, 1.0, 0, 0, 0))
     10
     """

@@ -316,6 +316,7 @@ def test_worker_stats_aggregate():
         "mean_task_time": pytest.approx(2.0),
         "mean_staleness": pytest.approx(1.0),
         "max_staleness": 2,
+        "last_staleness": 2,
         "dropped": 1,
     }
     assert stats["w2"] == {
@@ -323,6 +324,7 @@ def test_worker_stats_aggregate():
         "mean_task_time": pytest.approx(0.5),
         "mean_staleness": pytest.approx(1.0),
         "max_staleness": 1,
+        "last_staleness": 1,
         "dropped": 0,
     }
 
@@ -342,6 +344,7 @@ def test_worker_stats_object_empty_means():
         "mean_task_time": 0.0,
         "mean_staleness": 0.0,
         "max_staleness": 0,
+        "last_staleness": 0,
         "dropped": 0,
     }
 

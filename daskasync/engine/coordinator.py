@@ -65,6 +65,7 @@ class WorkerStats:
     total_staleness: int = 0
     dropped: int = 0
     max_staleness: int = 0
+    last_staleness: int = 0  #: staleness of its last result
 
     @property
     def mean_task_time(self) -> float:
@@ -80,6 +81,7 @@ class WorkerStats:
             "mean_task_time": self.mean_task_time,
             "mean_staleness": self.mean_staleness,
             "max_staleness": self.max_staleness,
+            "last_staleness": self.last_staleness,
             "dropped": self.dropped,
         }
 
@@ -160,6 +162,7 @@ class Coordinator:
         ws.tasks += 1
         ws.total_time += duration
         ws.total_staleness += staleness
+        ws.last_staleness = staleness
         if staleness > ws.max_staleness:
             ws.max_staleness = staleness
         self.n_collected += 1

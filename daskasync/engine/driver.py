@@ -67,7 +67,7 @@ class Engine:
     --------
     >>> from distributed import Client, LocalCluster
     >>> import numpy as np, daskasync
-    >>> with LocalCluster(n_workers=1, processes=False) as cl, Client(cl) as c:
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cl, Client(cl):
     ...     data = daskasync.PartitionedData.from_arrays(np.eye(4), np.ones(4), n_partitions=2)
     ...     eng = daskasync.Engine(data)
     ...     v = eng.publish(np.ones(4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from .penalties import Penalty, make_penalty
 from .result import FitResult
 from .schedules import Schedule, make_schedule
 from .solvers import SOLVERS, Monitor, Problem, StopCriteria
+from .solvers.base import _positive
 from .stragglers import Straggler, make_straggler
 from .tasks import row_norm_kernel
 
@@ -240,6 +242,8 @@ def minimize(
                 "differ)"
             )
     P = data.n_partitions
+    _positive("record_every", record_every, numbers.Integral)
+    _positive("record_interval", record_interval)
     if record_every is None and record_interval is None:
         record_every = 1 if spec.synchronous else P
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):

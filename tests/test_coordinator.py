@@ -318,6 +318,7 @@ def test_worker_stats_aggregate():
         "max_staleness": 2,
         "last_staleness": 2,
         "dropped": 1,
+        "in_flight": 0,
     }
     assert stats["w2"] == {
         "tasks": 1,
@@ -326,6 +327,7 @@ def test_worker_stats_aggregate():
         "max_staleness": 1,
         "last_staleness": 1,
         "dropped": 0,
+        "in_flight": 0,
     }
 
 
@@ -346,6 +348,7 @@ def test_worker_stats_object_empty_means():
         "max_staleness": 0,
         "last_staleness": 0,
         "dropped": 0,
+        "in_flight": 0,
     }
 
 
@@ -381,3 +384,24 @@ def test_staleness_window_only_dropped_is_empty():
     co.tick()
     assert done(co, t, max_staleness=0).dropped
     assert co.staleness_window() == (0.0, 0)
+
+
+def test_worker_availability_follows_the_partitions_it_holds():
+    co = Coordinator(3, homes=["w1", "w1", "w2"])
+    t0 = co.submit(0, 0)
+    t2 = co.submit(2, 0)
+    assert co.workers["w1"].in_flight == 1 and not co.workers["w1"].available
+    assert co.workers["w2"].in_flight == 1
+    t1 = co.submit(1, 0)
+    assert co.workers["w1"].in_flight == 2
+    done(co, t0, worker="w1")
+    assert co.workers["w1"].in_flight == 1
+    co.cancel(t1)
+    assert co.workers["w1"].available and co.workers["w1"].in_flight == 0
+    # partition 2's task ran on w3 (stolen): its data lives there now
+    done(co, t2, worker="w3")
+    assert co.workers["w2"].available and co.homes[2] == "w3"
+    co.submit(2, 0)
+    assert co.workers["w3"].in_flight == 1 and co.workers["w2"].in_flight == 0
+    with pytest.raises(ValueError, match="homes"):
+        Coordinator(2, homes=["w1"])

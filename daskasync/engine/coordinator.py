@@ -21,6 +21,7 @@ class Ticket:
     submit_time: float
     task_index: int  #: per-partition task counter (seeds the task's sampling)
     kind: str = "grad"
+    home: str | None = None  #: worker holding the partition's data at submission
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,12 @@ class WorkerStats:
     dropped: int = 0
     max_staleness: int = 0
     last_staleness: int = 0  #: staleness of its last result
+    in_flight: int = 0  #: tasks in flight on partitions whose data this worker holds
+
+    @property
+    def available(self) -> bool:
+        """No task in flight on the partitions this worker holds."""
+        return self.in_flight == 0
 
     @property
     def mean_task_time(self) -> float:
@@ -83,6 +90,7 @@ class WorkerStats:
             "max_staleness": self.max_staleness,
             "last_staleness": self.last_staleness,
             "dropped": self.dropped,
+            "in_flight": self.in_flight,
         }
 
 
@@ -105,6 +113,8 @@ class Coordinator:
 
     n_partitions: int
     time_fn: Callable[[], float] = time.perf_counter
+    #: worker holding each partition's data (``PartitionedData.locations``), if known
+    homes: list[str | None] | None = None
     clock: int = 0
     states: list[PartitionState] = field(init=False)
     workers: dict[str, WorkerStats] = field(init=False, default_factory=dict)
@@ -118,6 +128,16 @@ class Coordinator:
 
     def __post_init__(self) -> None:
         self.states = [PartitionState(p) for p in range(self.n_partitions)]
+        if self.homes is None:
+            self.homes = [None] * self.n_partitions
+        elif len(self.homes) != self.n_partitions:
+            raise ValueError("homes: need one worker address (or None) per partition")
+
+    def _worker(self, address: str) -> WorkerStats:
+        ws = self.workers.get(address)
+        if ws is None:
+            ws = self.workers[address] = WorkerStats(address)
+        return ws
 
     # -- task life cycle -------------------------------------------------------------------
     def submit(self, partition: int, version: int, kind: str = "grad") -> Ticket:
@@ -128,7 +148,10 @@ class Coordinator:
             raise RuntimeError(f"partition {partition} already has a task in flight")
         st.available = False
         st.last_version = version
-        ticket = Ticket(partition, version, self.clock, self.time_fn(), st.submitted, kind)
+        home = self.homes[partition]  # type: ignore[index]
+        ticket = Ticket(partition, version, self.clock, self.time_fn(), st.submitted, kind, home)
+        if home is not None:
+            self._worker(home).in_flight += 1
         st.submitted += 1
         self.n_submitted += 1
         self._in_flight += 1
@@ -156,9 +179,10 @@ class Coordinator:
         st.tasks_done += 1
         st.avg_task_time += (duration - st.avg_task_time) / st.tasks_done
         st.worker = worker
-        ws = self.workers.get(worker)
-        if ws is None:
-            ws = self.workers[worker] = WorkerStats(worker)
+        if ticket.home is not None:
+            self.workers[ticket.home].in_flight -= 1
+        self.homes[ticket.partition] = worker  # type: ignore[index]  # the data is there now
+        ws = self._worker(worker)
         ws.tasks += 1
         ws.total_time += duration
         ws.total_staleness += staleness
@@ -195,6 +219,8 @@ class Coordinator:
         if not st.available and st.submitted - 1 == ticket.task_index:
             st.available = True
             self._in_flight -= 1
+            if ticket.home is not None:
+                self.workers[ticket.home].in_flight -= 1
 
     def tick(self) -> int:
         """Advance the clock by one applied update."""

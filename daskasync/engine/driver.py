@@ -112,7 +112,11 @@ class Engine:
         self.seed = int(seed)
         self.name = name
         self.run_id = f"{uuid.uuid4().hex[:8]}{next(_run_counter)}"
-        self.coordinator = Coordinator(P)
+        homes: list[str | None] = [None] * P
+        if not self.client.asynchronous and hasattr(data, "locations"):
+            locs = data.locations()
+            homes = [locs[p][0] if locs.get(p) else None for p in range(P)]
+        self.coordinator = Coordinator(P, homes=homes)
         self.broadcaster = Broadcaster(
             self.client, window=window, transport=transport, name=self.run_id
         )

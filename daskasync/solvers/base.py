@@ -18,7 +18,26 @@ from ..losses import Loss
 from ..penalties import Penalty
 from ..result import FitResult, Record
 
-__all__ = ["Problem", "StopCriteria", "Monitor"]
+__all__ = ["Problem", "StopCriteria", "Monitor", "apply_update", "sum_results"]
+
+
+def sum_results(values: list, array_at: int, count_at: int) -> tuple[np.ndarray, int]:
+    """Sum, in partition order, the array and the row count of a round's results."""
+    total = values[0][array_at].copy()
+    count = values[0][count_at]
+    for v in values[1:]:
+        total += v[array_at]
+        count += v[count_at]
+    return total, count
+
+
+def apply_update(engine: Any, monitor: Any, theta: np.ndarray, rows: int, step: float):
+    """Count one applied update of ``rows`` sampled rows: tick the logical clock, publish
+    the new version, record; returns the monitor's stop reason (or None)."""
+    monitor.last_step = step
+    engine.tick()
+    engine.publish(theta)
+    return monitor.after_update(theta, rows)
 
 
 @dataclass(frozen=True)

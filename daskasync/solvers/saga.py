@@ -16,7 +16,7 @@ from ..engine.history import GradientHistory
 from ..kernels_saga import saga_batch_kernel, saga_sequential_kernel, sequential_loss_code
 from ..schedules import Schedule
 from ..tasks import sample_rows
-from .base import Monitor, Problem
+from .base import Monitor, Problem, apply_update, sum_results
 
 __all__ = ["run_saga", "run_asaga", "SagaTasks"]
 
@@ -111,28 +111,18 @@ async def run_saga(
     while True:
         values, attrs = await engine._round(tasks.kernel, tasks.args)
         if inner == "batch":
-            diff_sum = values[0][0].copy()
-            count = values[0][2]
-            for v in values[1:]:
-                diff_sum += v[0]
-                count += v[2]
+            diff_sum, count = sum_results(values, 0, 2)
             step = schedule(engine.clock)
             _batch_step(theta, diff_sum, count, step, problem, history)
             for a, v in zip(attrs, values, strict=True):
                 tasks.store(a.partition, a.task_index, v[1], v[0] / n)
         else:
             step = step0
-            count = 0
-            delta = np.zeros_like(theta)
-            for a, (d_theta, d_mean, new, c) in zip(attrs, values, strict=True):
-                delta += d_theta
-                count += c
+            delta, count = sum_results(values, 0, 3)
+            for a, (_d_theta, d_mean, new, _c) in zip(attrs, values, strict=True):
                 tasks.store(a.partition, a.task_index, new, d_mean)
             theta += weight * delta
-        monitor.last_step = step
-        engine.tick()
-        engine.publish(theta)
-        if monitor.after_update(theta, count) or await monitor.wait_check():
+        if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
             return theta
 
 
@@ -184,10 +174,7 @@ async def run_asaga(
                 step = step0 * weight
                 theta += weight * d_theta
                 tasks.store(attrs.partition, attrs.task_index, new, d_mean)
-            monitor.last_step = step
-            engine.tick()
-            engine.publish(theta)
-            if monitor.after_update(theta, count):
+            if apply_update(engine, monitor, theta, count, step):
                 break
         await engine._submit(tasks.kernel, None, tasks.args)
     await engine._cancel_in_flight()

@@ -11,7 +11,7 @@ import numpy as np
 from ..engine.driver import Engine
 from ..schedules import Schedule
 from ..tasks import grad_kernel
-from .base import Monitor, Problem
+from .base import Monitor, Problem, apply_update, sum_results
 
 __all__ = ["sgd_step", "run_sgd", "run_asgd"]
 
@@ -53,17 +53,10 @@ async def run_sgd(
     monitor.record(theta, force=True)
     while True:
         values, _ = await engine._round(grad_kernel, kw)
-        grad_sum = values[0][0].copy()
-        count = values[0][1]
-        for g, c in values[1:]:
-            grad_sum += g
-            count += c
+        grad_sum, count = sum_results(values, 0, 1)
         step = schedule(engine.clock)
-        monitor.last_step = step
         sgd_step(theta, grad_sum, count, step, problem)
-        engine.tick()
-        engine.publish(theta)
-        if monitor.after_update(theta, count) or await monitor.wait_check():
+        if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
             return theta
 
 
@@ -92,11 +85,8 @@ async def run_asgd(
             step = schedule(engine.clock / P)
             if staleness_aware:
                 step /= 1.0 + attrs.staleness
-            monitor.last_step = step
             sgd_step(theta, grad_sum, count, step, problem)
-            engine.tick()
-            engine.publish(theta)
-            if monitor.after_update(theta, count):
+            if apply_update(engine, monitor, theta, count, step):
                 break
         elif monitor.check_time():
             break

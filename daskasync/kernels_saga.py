@@ -62,7 +62,7 @@ def sequential_loss_code(loss: Loss) -> int:
 
 @numba.njit(cache=True, nogil=True)
 def _saga_sequential(  # noqa: PLR0913 - a flat kernel
-    dense, X, data, indices, indptr, y, rows, order, W, M, old, step, lam2, lam1, inv_n,
+    dense, X, data, indices, indptr, y, rows, order, W, M, S, old, step, lam2, lam1, inv_n,
     loss_code, fit_intercept, d,
 ):
     K = W.shape[0]
@@ -102,18 +102,26 @@ def _saga_sequential(  # noqa: PLR0913 - a flat kernel
         for k in range(K):
             diff = s[k] - old[r, k]
             for j in range(d):  # w -= step * (alpha_bar + lam2 * w), with the old alpha_bar
-                W[k, j] -= step * (M[k, j] + lam2 * W[k, j])
+                u = step * (M[k, j] + lam2 * W[k, j])
+                W[k, j] -= u
+                S[k, j] -= u
             if fit_intercept:
-                W[k, d] -= step * (M[k, d] + diff)
+                u = step * (M[k, d] + diff)
+                W[k, d] -= u
+                S[k, d] -= u
                 M[k, d] += diff * inv_n
             if dense:
                 for j in range(d):
-                    W[k, j] -= step * diff * X[i, j]
+                    u = step * diff * X[i, j]
+                    W[k, j] -= u
+                    S[k, j] -= u
                     M[k, j] += diff * X[i, j] * inv_n
             else:
                 for p in range(indptr[i], indptr[i + 1]):
                     j = indices[p]
-                    W[k, j] -= step * diff * data[p]
+                    u = step * diff * data[p]
+                    W[k, j] -= u
+                    S[k, j] -= u
                     M[k, j] += diff * data[p] * inv_n
             if thr > 0.0:
                 for j in range(d):
@@ -150,10 +158,12 @@ def saga_sequential_kernel(
     task_index: int,
     seed: int,
     **_: Any,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """Sequential SAGA steps over the sampled rows (in a seeded random order).
 
-    Returns ``(model change, alpha_bar change, new scalars, |B|)``."""
+    Returns ``(model change, alpha_bar change, new scalars, |B|, smooth movement)``, the last
+    being the sum of the steps' smooth parts (the model change without the prox), which lets
+    the driver apply the L1 prox itself to results computed on stale models."""
     X, y = block
     m, d = X.shape
     idx = sample_rows(m, fraction, seed, partition, task_index)
@@ -163,14 +173,14 @@ def saga_sequential_kernel(
     K = 1 if theta.ndim == 1 else theta.shape[0]
     W0 = np.ascontiguousarray(theta, dtype=np.float64).reshape(K, -1)
     M0 = np.ascontiguousarray(mean, dtype=np.float64).reshape(K, -1)
-    W, M = W0.copy(), M0.copy()
+    W, M, S = W0.copy(), M0.copy(), np.zeros_like(W0)
     old2 = np.ascontiguousarray(old, dtype=np.float64).reshape(len(idx), K)
     if sp.issparse(X):
         args = (False, _EMPTY_2D, X.data, X.indices, X.indptr)
     else:
         args = (True, X, _EMPTY_F, _EMPTY_I, _EMPTY_I)
     new = _saga_sequential(
-        *args, y, idx, order, W, M, old2, float(step), float(lam2), float(lam1), 1.0 / n,
+        *args, y, idx, order, W, M, S, old2, float(step), float(lam2), float(lam1), 1.0 / n,
         int(loss_code), bool(fit_intercept), d,
     )
     return (
@@ -178,4 +188,5 @@ def saga_sequential_kernel(
         (M - M0).reshape(mean.shape),
         new.reshape(old.shape),
         len(idx),
+        S.reshape(theta.shape),
     )

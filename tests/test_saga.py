@@ -30,7 +30,7 @@ def _sk(**kw):
         return LogisticRegression(tol=1e-12, max_iter=20000, **kw)
 
 
-@pytest.mark.parametrize("solver", ["saga"])
+@pytest.mark.parametrize("solver", ["saga", "asaga"])
 def test_l1_support_and_coefficients_match_sklearn(client4, solver):
     X, y = da.make_epsilon_like(n=4000, d=30, seed=3)
     X = X * np.sqrt(30)

@@ -119,7 +119,7 @@ async def run_saga(
         else:
             step = step0
             delta, count = sum_results(values, 0, 3)
-            for a, (_d_theta, d_mean, new, _c) in zip(attrs, values, strict=True):
+            for a, (_d_theta, d_mean, new, _c, _s) in zip(attrs, values, strict=True):
                 tasks.store(a.partition, a.task_index, new, d_mean)
             theta += weight * delta
         if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
@@ -167,12 +167,19 @@ async def run_asaga(
                 _batch_step(theta, diff_sum, count, step, problem, history)
                 tasks.store(attrs.partition, attrs.task_index, new, diff_sum / n)
             else:
-                d_theta, d_mean, new, count = value
+                d_theta, d_mean, new, count, smooth = value
                 weight = base_weight
                 if staleness_aware:
                     weight = min(1.0, weight * P / (1.0 + attrs.staleness))
                 step = step0 * weight
-                theta += weight * d_theta
+                if problem.penalty.has_prox:
+                    # a result computed on a stale model: add its smooth movement and apply
+                    # the prox here, with the step it accumulated (exact zeros; the optimum
+                    # is a fixed point for any step)
+                    theta += weight * smooth
+                    problem.prox(theta, weight * count * step0)
+                else:
+                    theta += weight * d_theta
                 tasks.store(attrs.partition, attrs.task_index, new, d_mean)
             if apply_update(engine, monitor, theta, count, step):
                 break

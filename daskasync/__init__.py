@@ -26,7 +26,8 @@ from .engine import (
     WorkerStats,
     make_barrier,
 )
-from .losses import LogisticLoss, Loss, SquaredLoss, get_loss
+from .engine.history import GradientHistory
+from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss, get_loss
 from .penalties import L1, L2, ElasticNet, NoPenalty, Penalty, make_penalty
 from .result import FitResult, Record
 from .schedules import constant, inv_sqrt, make_schedule
@@ -52,9 +53,11 @@ __all__ = [
     "ElasticNet",
     "Engine",
     "FitResult",
+    "GradientHistory",
     "Intensity",
     "LogisticLoss",
     "Loss",
+    "MultinomialLoss",
     "NoPenalty",
     "NoStragglers",
     "PartitionState",

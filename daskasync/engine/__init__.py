@@ -15,6 +15,7 @@ from .barriers import (
 from .broadcast import Broadcaster
 from .coordinator import Coordinator, PartitionState, ResultAttributes, Ticket, WorkerStats
 from .driver import Engine, run_sync
+from .history import GradientHistory
 
 __all__ = [
     "BARRIERS",
@@ -26,6 +27,7 @@ __all__ = [
     "Broadcaster",
     "Coordinator",
     "Engine",
+    "GradientHistory",
     "PartitionState",
     "Predicate",
     "Quorum",

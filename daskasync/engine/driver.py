@@ -94,6 +94,7 @@ class Engine:
     ) -> None:
         self.data = data
         self.client = data.client
+        self._parts = list(data.parts)  # PartitionedData.parts copies; take it once
         if self.client.status in ("closed", "closing"):
             raise ValueError("client: the distributed Client is closed")
         P = data.n_partitions
@@ -155,6 +156,53 @@ class Engine:
         warm = self._avg_fixed or self._warm_n >= self.warmup_tasks
         return self.straggler, (self.avg_task_time if warm else 0.0)
 
+    def _launch(
+        self,
+        kernel: Callable,
+        partition: int,
+        ref: Any,
+        task_index: int,
+        kwargs: dict,
+        kind: str,
+        delay: tuple[Straggler | None, float] = (None, 0.0),
+        priority: int = 0,
+    ) -> Any:
+        """Submit one task on ``partition``'s block under a readable unique key."""
+        return self.client.submit(
+            run_task,
+            kernel,
+            self._parts[partition],
+            ref,
+            partition=partition,
+            task_index=task_index,
+            seed=self.seed,
+            straggler=delay[0],
+            avg_task_time=delay[1],
+            kwargs=kwargs,
+            key=self._key(kind, partition),
+            priority=priority,
+        )
+
+    def _tickets_for(self, partitions: Sequence[int], version: int, kind: str, args: TaskArgs):
+        """Record a ticket per partition and build its keyword arguments."""
+        co = self.coordinator
+        for p in partitions:
+            ticket = co.submit(p, version, kind)
+            yield ticket, (args(p, ticket.task_index) if callable(args) else (args or {}))
+
+    def _completed(self, ticket: Ticket, meta: tuple, max_staleness: int | None = None):
+        """Bookkeeping of a collected result: attributes, and the warm-up average."""
+        worker, _start, compute, total = meta
+        attrs = self.coordinator.complete(
+            ticket, worker=worker, duration=total, compute_time=compute,
+            max_staleness=max_staleness,
+        )
+        if not self._avg_fixed and self._warm_n < self.warmup_tasks:
+            self._warm_n += 1
+            self._warm_sum += compute
+            self.avg_task_time = self._warm_sum / self._warm_n
+        return attrs
+
     async def _submit(
         self,
         kernel: Callable,
@@ -170,27 +218,10 @@ class Engine:
             return []
         version = self.broadcaster._check(version)
         ref = await self.broadcaster._ref(version, uses=len(partitions))
-        straggler, avg = self._task_delay_args()
-        parts = self.data.parts
-        co = self.coordinator
-        client = self.client
+        delay = self._task_delay_args()
         tickets = []
-        for p in partitions:
-            ticket = co.submit(p, version, kind)
-            kw = args(p, ticket.task_index) if callable(args) else (args or {})
-            fut = client.submit(
-                run_task,
-                kernel,
-                parts[p],
-                ref,
-                partition=p,
-                task_index=ticket.task_index,
-                seed=self.seed,
-                straggler=straggler,
-                avg_task_time=avg,
-                kwargs=kw,
-                key=self._key(kind, p),
-            )
+        for ticket, kw in self._tickets_for(partitions, version, kind, args):
+            fut = self._launch(kernel, ticket.partition, ref, ticket.task_index, kw, kind, delay)
             self._tickets[fut] = ticket
             self._ac.add(fut)
             tickets.append(ticket)
@@ -234,19 +265,8 @@ class Engine:
                 raise RuntimeError(
                     f"task of partition {ticket.partition} was cancelled outside daskasync"
                 )
-            value, (worker, _start, compute, total) = res
-            attrs = self.coordinator.complete(
-                ticket,
-                worker=worker,
-                duration=total,
-                compute_time=compute,
-                max_staleness=self.barrier.max_staleness,
-            )
-            if not self._avg_fixed and self._warm_n < self.warmup_tasks:
-                self._warm_n += 1
-                self._warm_sum += compute
-                self.avg_task_time = self._warm_sum / self._warm_n
-            return value, attrs
+            value, meta = res
+            return value, self._completed(ticket, meta, self.barrier.max_staleness)
 
     async def _collect_all(self) -> tuple[Any, ResultAttributes]:
         while True:
@@ -276,27 +296,12 @@ class Engine:
             raise BarrierError("a synchronous round needs every partition free")
         version = self.broadcaster._check(version)
         ref = await self.broadcaster._ref(version, uses=self.n_partitions)
-        straggler, avg = self._task_delay_args()
+        delay = self._task_delay_args()
         co = self.coordinator
         futs, tickets = [], []
-        for p in range(self.n_partitions):
-            ticket = co.submit(p, version)
-            kw = args(p, ticket.task_index) if callable(args) else (args or {})
-            futs.append(
-                self.client.submit(
-                    run_task,
-                    kernel,
-                    self.data.parts[p],
-                    ref,
-                    partition=p,
-                    task_index=ticket.task_index,
-                    seed=self.seed,
-                    straggler=straggler,
-                    avg_task_time=avg,
-                    kwargs=kw,
-                    key=self._key("grad", p),
-                )
-            )
+        for ticket, kw in self._tickets_for(range(self.n_partitions), version, "grad", args):
+            futs.append(self._launch(kernel, ticket.partition, ref, ticket.task_index, kw,
+                                     "grad", delay))
             tickets.append(ticket)
         self._round_futures = futs
         try:
@@ -310,14 +315,8 @@ class Engine:
             raise
         finally:
             self._round_futures = []
-        values, attrs = [], []
-        for ticket, (value, (worker, _s, compute, total)) in zip(tickets, results, strict=True):
-            attrs.append(co.complete(ticket, worker=worker, duration=total, compute_time=compute))
-            values.append(value)
-            if not self._avg_fixed and self._warm_n < self.warmup_tasks:
-                self._warm_n += 1
-                self._warm_sum += compute
-                self.avg_task_time = self._warm_sum / self._warm_n
+        values = [value for value, _meta in results]
+        attrs = [self._completed(t, meta) for t, (_v, meta) in zip(tickets, results, strict=True)]
         return values, attrs
 
     def round(self, kernel: Callable, args: TaskArgs = None, *, version: int = -1):
@@ -327,21 +326,8 @@ class Engine:
     # -- full passes (objective, gradient) -------------------------------------------------
     async def _map_partitions(self, kernel: Callable, model: Any, kind: str, **kwargs) -> list:
         futs = [
-            self.client.submit(
-                run_task,
-                kernel,
-                part,
-                model,
-                partition=p,
-                task_index=0,
-                seed=self.seed,
-                straggler=None,
-                avg_task_time=0.0,
-                kwargs=kwargs,
-                key=self._key(kind, p),
-                priority=10,
-            )
-            for p, part in enumerate(self.data.parts)
+            self._launch(kernel, p, model, 0, kwargs, kind, priority=10)
+            for p in range(self.n_partitions)
         ]
         try:
             return [r[0] for r in await self.client.gather(futs)]

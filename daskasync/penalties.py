@@ -38,6 +38,11 @@ class Penalty:
     def has_prox(self) -> bool:
         return False
 
+    @property
+    def l1_strength(self) -> float:
+        """Weight of the L1 part (what the prox soft-thresholds by, per unit step)."""
+        return 0.0
+
 
 @dataclass(frozen=True)
 class NoPenalty(Penalty):
@@ -105,6 +110,10 @@ class L1(Penalty):
     def has_prox(self) -> bool:
         return True
 
+    @property
+    def l1_strength(self) -> float:
+        return self.lam
+
 
 @dataclass(frozen=True)
 class ElasticNet(Penalty):
@@ -141,6 +150,10 @@ class ElasticNet(Penalty):
     @property
     def has_prox(self) -> bool:
         return self.l1_ratio > 0
+
+    @property
+    def l1_strength(self) -> float:
+        return self.lam * self.l1_ratio
 
 
 def make_penalty(penalty: str | Penalty | None, lam: float = 0.0, l1_ratio: float = 0.5) -> Penalty:

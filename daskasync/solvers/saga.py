@@ -39,17 +39,18 @@ class SagaTasks:
         self.history = history
         self.fraction = fraction
         self.inner = inner
-        self.step = step
         self.sizes = np.diff(engine.data.offsets)
         self._rows: dict[tuple[int, int], np.ndarray] = {}
         pen = problem.penalty
-        lam2 = pen.smooth_strength
-        lam1 = (pen.lam * getattr(pen, "l1_ratio", 1.0)) if pen.has_prox else 0.0
         self.kernel = saga_sequential_kernel if inner == "sequential" else saga_batch_kernel
         base = {"fraction": fraction, "fit_intercept": problem.fit_intercept}
         if inner == "sequential":
             base.update(
-                loss_code=sequential_loss_code(problem.loss), lam2=lam2, lam1=lam1, n=problem.n
+                loss_code=sequential_loss_code(problem.loss),
+                lam2=pen.smooth_strength,
+                lam1=pen.l1_strength,
+                n=problem.n,
+                step=step,
             )
         else:
             base["loss"] = problem.loss
@@ -63,7 +64,6 @@ class SagaTasks:
         kw = dict(self.base, old=self.history.scalars(partition, rows))
         if self.inner == "sequential":
             kw["mean"] = self.history.mean.copy()
-            kw["step"] = self.step
         return kw
 
     def store(self, partition: int, task_index: int, new: np.ndarray, mean_delta) -> None:

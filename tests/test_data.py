@@ -119,7 +119,7 @@ def test_from_arrays_dense_roundtrip_and_layout(client: Client, xy: Any) -> None
         ):
             assert isinstance(Xb, np.ndarray) and Xb.flags.c_contiguous
             assert Xb.dtype == np.float64 and yb.dtype == np.float64 and yb.ndim == 1
-            np.testing.assert_array_equal(Xb, Xf[a:b])
+            np.testing.assert_array_equal(Xb, Xf[data.row_order[a:b]])
 
         # blocks are spread over both workers (round-robin scatter)
         locs = data.locations()
@@ -662,3 +662,43 @@ def test_synthetic_rows_validation() -> None:
         make_epsilon_like(n=10, d=3, flip=0.9)
     X, y = synthetic_rows("rcv1", 3, 3, 5)
     assert X.shape == (0, 5) and y.shape == (0,)
+
+
+def test_rows_are_shuffled_across_partitions_by_default(client):
+    """A label-sorted file (like w8a) gives every partition both labels; the order is
+    seeded, each block keeps its rows in file order, and gather() restores the order."""
+    n = 400
+    X = np.arange(n * 3, dtype=float).reshape(n, 3)
+    y = np.r_[np.ones(100), -np.ones(300)]  # sorted by label
+    with PartitionedData.from_arrays(X, y, n_partitions=4, client=client) as data:
+        order = data.row_order
+        assert sorted(order.tolist()) == list(range(n))
+        for (Xb, yb), a, b in zip(
+            fetch_blocks(data), data.offsets[:-1], data.offsets[1:], strict=True
+        ):
+            assert set(yb.tolist()) == {-1.0, 1.0}
+            assert np.all(np.diff(order[a:b]) > 0)
+            np.testing.assert_array_equal(Xb, X[order[a:b]])
+        Xg, yg = data.gather()
+        np.testing.assert_array_equal(Xg, X)
+        np.testing.assert_array_equal(yg, y)
+    with PartitionedData.from_arrays(X, y, n_partitions=4, client=client) as again:
+        np.testing.assert_array_equal(again.row_order, order)  # seeded
+    with PartitionedData.from_arrays(X, y, n_partitions=4, client=client,
+                                     random_state=1) as other:
+        assert not np.array_equal(other.row_order, order)
+    with PartitionedData.from_arrays(X, y, n_partitions=4, client=client,
+                                     shuffle=False) as plain:
+        assert plain.row_order is None
+        assert set(fetch_blocks(plain)[0][1].tolist()) == {1.0}
+
+
+def test_shuffle_arguments_are_checked(client):
+    X, y = np.ones((10, 2)), np.ones(10)
+    with pytest.raises(TypeError, match="shuffle"):
+        PartitionedData.from_arrays(X, y, client=client, shuffle="yes")
+    with pytest.raises(TypeError, match="random_state"):
+        PartitionedData.from_arrays(X, y, client=client, random_state=0.5)
+    with pytest.raises(ValueError, match="shuffle=True is not supported for dask"):
+        PartitionedData.from_arrays(da.ones((10, 2), chunks=5), y, client=client,
+                                    shuffle=True)

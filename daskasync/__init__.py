@@ -27,17 +27,25 @@ from .engine import (
     make_barrier,
 )
 from .engine.history import GradientHistory
+from .estimators import LinearRegression, LogisticRegression
 from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss, get_loss
 from .penalties import L1, L2, ElasticNet, NoPenalty, Penalty, make_penalty
+from .progress import ProgressBar, RunInfo
 from .result import FitResult, Record
 from .schedules import constant, inv_sqrt, make_schedule
 from .solvers import SOLVERS, Problem, StopCriteria
+from .state import RunState
 from .stragglers import Cloud, DelayFunction, Intensity, NoStragglers, Straggler, make_straggler
 from .tasks import sample_rows
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LinearRegression",
+    "LogisticRegression",
+    "ProgressBar",
+    "RunInfo",
+    "RunState",
     "L1",
     "L2",
     "SOLVERS",

@@ -66,7 +66,7 @@ def _check_n_partitions(n_partitions: Any, n: int | None = None) -> int | None:
         raise ValueError(f"n_partitions must be a positive int, got {value}")
     if n is not None and value > n:
         raise ValueError(
-            f"n_partitions={value} is larger than the number of rows of X ({n}); "
+            f"n_partitions={value} is larger than the number of rows of X (n_samples={n}); "
             "every partition needs at least one row"
         )
     return value

@@ -36,10 +36,11 @@ def test_saga_run_history_is_exact_and_exposed(client):
     for solver, inner in [("saga", "batch"), ("asaga", "sequential"), ("asaga", "batch")]:
         res = da.minimize(data, solver=solver, inner=inner, fit_intercept=True,
                           batch_fraction=0.3, max_epochs=5)
-        h = res.state
+        h = res.state.history
         assert isinstance(h, GradientHistory) and h.alpha.shape == (600,)
         # alpha_bar is exactly the mean of the stored per-sample gradients [x_i, 1] * s_i
-        expected = np.append(X.T @ h.alpha, h.alpha.sum()) / 600
+        Xs = X[data.row_order]  # the history follows the stored (shuffled) row order
+        expected = np.append(Xs.T @ h.alpha, h.alpha.sum()) / 600
         np.testing.assert_allclose(h.mean, expected, atol=1e-12)
         assert np.count_nonzero(h.alpha) > 0
         assert h.bytes_per_sample_per_output == 8.0

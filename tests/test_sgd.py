@@ -51,7 +51,8 @@ def test_sync_sgd_equals_a_numpy_loop(client, sparse_input, fit_intercept):
         step_schedule="invsqrt", batch_fraction=fraction, max_updates=rounds, seed=seed,
     )
     offs = data.offsets
-    blocks = [(X[offs[i]:offs[i + 1]], y[offs[i]:offs[i + 1]]) for i in range(P)]
+    order = data.row_order  # rows are dealt to the partitions in a seeded random order
+    blocks = [(X[order[offs[i]:offs[i + 1]]], y[order[offs[i]:offs[i + 1]]]) for i in range(P)]
     if sparse_input:
         blocks = [(sp.csr_matrix(b), t) for b, t in blocks]
     ref = numpy_sgd(blocks, np.zeros(X.shape[1] + fit_intercept), rounds, fraction, seed,

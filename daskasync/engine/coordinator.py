@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Ticket", "ResultAttributes", "PartitionState", "WorkerStats", "Coordinator"]
 
@@ -125,6 +126,8 @@ class Coordinator:
     _stale_n: int = 0
     _stale_max: int = 0
     _in_flight: int = 0
+    #: exponential moving average (weight 0.1) of the applied results' staleness
+    mean_recent_staleness: float = 0.0
 
     def __post_init__(self) -> None:
         self.states = [PartitionState(p) for p in range(self.n_partitions)]
@@ -198,6 +201,7 @@ class Coordinator:
             st.applied += 1
             self._stale_sum += staleness
             self._stale_n += 1
+            self.mean_recent_staleness += 0.1 * (staleness - self.mean_recent_staleness)
             if staleness > self._stale_max:
                 self._stale_max = staleness
         return ResultAttributes(
@@ -236,6 +240,22 @@ class Coordinator:
     def in_flight(self) -> int:
         """Number of tasks in flight."""
         return self._in_flight
+
+    def restore(self, clock: int, task_counts: Any) -> None:
+        """Continue a run: set the clock and each partition's task counter (the next
+        task's index), so tasks draw what one uninterrupted run would have drawn."""
+        counts = [int(c) for c in task_counts]
+        if len(counts) != self.n_partitions or min(counts, default=0) < 0 or clock < 0:
+            raise ValueError("restore: need a clock >= 0 and one task count >= 0 per partition")
+        if self._in_flight or self.n_submitted:
+            raise RuntimeError("restore: only before the first task")
+        self.clock = int(clock)
+        for st, c in zip(self.states, counts, strict=True):
+            st.submitted = c
+
+    def task_counts(self) -> list[int]:
+        """Tasks submitted per partition (the next task indices)."""
+        return [st.submitted for st in self.states]
 
     def staleness_window(self) -> tuple[float, int]:
         """Mean and max staleness of the results applied since the last call; resets."""

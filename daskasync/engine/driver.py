@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import dask
 import numpy as np
 from distributed import as_completed
 
@@ -128,6 +129,9 @@ class Engine:
         self._ready: deque = deque()
         self._round_futures: list = []
         self._n_keys = itertools.count()
+        #: dask annotations every task gets (e.g. the ``distributed.span`` of the run);
+        #: captured here because tasks are submitted from the client's event loop
+        self.annotations: dict[str, Any] = dict(dask.get_annotations())
 
     # -- versions --------------------------------------------------------------------------
     def publish(self, model: np.ndarray) -> int:
@@ -168,6 +172,24 @@ class Engine:
         priority: int = 0,
     ) -> Any:
         """Submit one task on ``partition``'s block under a readable unique key."""
+        if self.annotations:
+            with dask.annotate(**self.annotations):
+                return self._launch_now(kernel, partition, ref, task_index, kwargs, kind,
+                                        delay, priority)
+        return self._launch_now(kernel, partition, ref, task_index, kwargs, kind, delay,
+                                priority)
+
+    def _launch_now(
+        self,
+        kernel: Callable,
+        partition: int,
+        ref: Any,
+        task_index: int,
+        kwargs: dict,
+        kind: str,
+        delay: tuple[Straggler | None, float],
+        priority: int,
+    ) -> Any:
         return self.client.submit(
             run_task,
             kernel,

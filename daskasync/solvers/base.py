@@ -176,6 +176,9 @@ class Monitor:
         updates_per_epoch: int = 1,
         updates: int = 0,
         rows: int = 0,
+        elapsed: float = 0.0,
+        progress: Any = None,
+        callback: Any = None,
     ) -> None:
         _positive("record_every", record_every, numbers.Integral)
         _positive("record_interval", record_interval)
@@ -188,7 +191,14 @@ class Monitor:
         self.check_every = stop.check_every or max(1, int(updates_per_epoch))
         self.updates = updates
         self.rows = rows
-        self.t0 = time.perf_counter()
+        self.t0 = time.perf_counter() - elapsed
+        #: a ProgressBar, updated after every update (tqdm throttles the drawing)
+        self.progress = progress
+        #: called with a RunInfo at every history record and at the end
+        self.callback = callback
+        # a bar or a callback wants objectives during the run: check the full objective
+        # once per epoch, alongside the run, as tolerances do
+        self.watch = progress is not None or callback is not None
         self._last_record_t = -math.inf
         self._times: list[float] = []
         self._updates: list[int] = []
@@ -201,6 +211,11 @@ class Monitor:
         self._pending_idx = -1
         self._last_f: float | None = None
         self.stop_reason: str | None = None
+        #: solver facts worth reporting (e.g. the last combination multiplier), merged
+        #: into the result's settings
+        self.info: dict[str, Any] = {}
+        #: full objectives of the checks made during the run, in order
+        self.checked: list[float] = []
         self.last_step = float("nan")
 
     @property
@@ -226,6 +241,17 @@ class Monitor:
         co = self.engine.coordinator if self.engine is not None else None
         self._stale.append(co.staleness_window() if co is not None else (0.0, 0))
         self._snaps.append(theta.copy())
+        if self.callback is not None:
+            self._call(theta, done=False)
+
+    def _call(self, theta: np.ndarray, done: bool) -> None:
+        from ..progress import RunInfo
+
+        ms, mx = self._stale[-1] if self._stale else (0.0, 0)
+        f = self._last_f if self._last_f is not None else float("nan")
+        self.callback(
+            RunInfo(self._times[-1], self.updates, self.epochs, f, ms, mx, theta.copy(), done)
+        )
 
     def after_update(self, theta: np.ndarray, rows: int) -> str | None:
         """Count one applied update of ``rows`` sampled rows; return a stop reason or None."""
@@ -239,8 +265,12 @@ class Monitor:
             self.stop_reason = "max_epochs"
         elif s.time_budget is not None and self.elapsed >= s.time_budget:
             self.stop_reason = "time_budget"
-        elif (s.tol is not None or s.gtol is not None) and self.engine is not None:
+        elif (s.tol is not None or s.gtol is not None or self.watch) and self.engine is not None:
             self._maybe_check(theta)
+        if self.progress is not None:
+            ms = self.engine.coordinator.mean_recent_staleness if self.engine else 0.0
+            f = self._last_f if self._last_f is not None else float("nan")
+            self.progress.update(self.updates, epoch=self.epochs, objective=f, staleness=ms)
         if not np.isfinite(theta).all():
             raise FloatingPointError(
                 f"the model diverged (non-finite values after {self.updates} updates): "
@@ -280,6 +310,7 @@ class Monitor:
         loss_sum, grad_sum, _ = fut.result()
         f = self.problem.objective(loss_sum, self._pending_theta)
         self._known_obj[self._pending_idx] = f
+        self.checked.append(f)
         s = self.stop
         if s.gtol is not None and self.problem.optimality(grad_sum, self._pending_theta) <= s.gtol:
             self.stop_reason = "gtol"
@@ -317,6 +348,12 @@ class Monitor:
         kw = self.problem.kernel_kwargs
         loss_sum, grad_sum, _ = await engine._evaluate(theta, **kw)
         final_f = self.problem.objective(loss_sum, theta)
+        self._last_f = final_f
+        if self.progress is not None:
+            self.progress.update(self.updates, epoch=self.epochs, objective=final_f,
+                                 staleness=engine.coordinator.mean_recent_staleness)
+        if self.callback is not None:
+            self._call(theta, done=True)
         objectives = np.full(len(self._snaps), np.nan)
         todo = []
         for i, u in enumerate(self._updates):
@@ -365,6 +402,6 @@ class Monitor:
             theta=theta.copy(),
             grad_norm=p.optimality(grad_sum, theta),
             step_size=self.last_step,
-            settings=settings,
+            settings={**settings, **self.info},
             state=state,
         )

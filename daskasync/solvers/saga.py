@@ -94,15 +94,26 @@ async def run_saga(
     history: GradientHistory,
     inner: str = "sequential",
     staleness_aware: bool = False,
-    combine: float | None = None,
+    combine: float | str | None = None,
+    eta0: float = 1.0,
 ) -> np.ndarray:
     """Synchronous SAGA: every round all partitions compute on the same version behind a
     gather barrier. ``inner="batch"``: one step with the summed history-corrected gradient
     (ASYNC's SAGA); ``inner="sequential"``: the partitions' sequential SAGA passes are
-    added to the model with weight ``combine`` (default ``1 / P``: their average) and their
-    ``alpha_bar`` changes summed (exact history)."""
+    combined and their ``alpha_bar`` changes summed (exact history).
+
+    Combination of the passes (``combine``): a number ``c`` adds each pass with weight
+    ``c`` (``1 / P`` averages them, always stable); ``"search"`` (the default for smooth
+    penalties) moves along their average ``r`` by the best of three multipliers around
+    the last one (``eta / 2, eta, 2 eta`` within ``[1, 4 P]``), judged by one full-objective
+    pass over the three candidates. Averaging advances about one partition's worth of
+    steps per round; on ill-conditioned problems, where the passes agree on the slow
+    directions, the search recovers the other partitions' progress (``eta`` near ``P`` or
+    above), and where they disagree it stays at the average (``eta = 1``)."""
     P = engine.n_partitions
-    weight = 1.0 / P if combine is None else combine
+    search = combine == "search" and inner == "sequential" and not problem.penalty.has_prox
+    weight = 1.0 / P if combine is None or isinstance(combine, str) else float(combine)
+    eta = float(eta0)
     n = problem.n
     step0 = schedule(0)
     tasks = SagaTasks(engine, problem, history, fraction, inner, step0)
@@ -121,9 +132,27 @@ async def run_saga(
             delta, count = sum_results(values, 0, 3)
             for a, (_d_theta, d_mean, new, _c, _s) in zip(attrs, values, strict=True):
                 tasks.store(a.partition, a.task_index, new, d_mean)
-            theta += weight * delta
+            if search:
+                eta = await _search(engine, problem, theta, delta / P, eta, 4.0 * P)
+                theta += eta * (delta / P)
+            else:
+                theta += weight * delta
+        if search:
+            monitor.info["combine_eta"] = eta
         if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
             return theta
+
+
+async def _search(
+    engine: Engine, problem: Problem, theta: np.ndarray, r: np.ndarray, eta: float, cap: float
+) -> float:
+    """The multiplier among ``eta / 2, eta, 2 eta`` (clipped to ``[1, cap]``) whose point
+    ``theta + m r`` has the lowest full objective (one pass over the candidates)."""
+    cands = sorted({max(1.0, eta / 2.0), eta, min(cap, 2.0 * eta)})
+    thetas = np.stack([theta + c * r for c in cands])
+    sums = await engine._objectives(thetas, **problem.kernel_kwargs)
+    values = [problem.objective(float(sv), t) for sv, t in zip(sums, thetas, strict=True)]
+    return cands[int(np.argmin(values))]
 
 
 async def run_asaga(
@@ -137,15 +166,27 @@ async def run_asaga(
     history: GradientHistory,
     inner: str = "sequential",
     staleness_aware: bool = False,
-    combine: float | None = None,
+    combine: float | str | None = None,
+    eta0: float = 1.0,
 ) -> np.ndarray:
     """Asynchronous SAGA: each partition's result is applied as it arrives, with the
     engine's barrier (quorum, ``tau``, SSP, predicates). ``inner="batch"`` takes a step of
     ``schedule(k / P)`` (divided by ``1 + staleness`` when ``staleness_aware``);
     ``inner="sequential"`` adds the task's model change weighted ``combine`` (default
-    ``1 / P``; times ``P / (1 + staleness)`` when ``staleness_aware``)."""
+    ``1 / P``; times ``P / (1 + staleness)`` when ``staleness_aware``).
+
+    ``combine="adaptive"`` weighs each change ``eta / P`` and adapts ``eta`` in
+    ``[1, P]`` from the full-objective checks that run alongside (about one per epoch,
+    never waited for): up by half when the objective went down since the previous check,
+    halved when it went up (a "bold driver" rule; asynchronous results cannot be
+    line-searched one by one as synchronous rounds are)."""
     P = engine.n_partitions
-    base_weight = 1.0 / P if combine is None else combine
+    adaptive = combine == "adaptive" and inner == "sequential"
+    base_weight = 1.0 / P if combine is None or isinstance(combine, str) else float(combine)
+    eta = float(eta0) if adaptive else 1.0
+    seen_checks = len(monitor.checked)
+    if adaptive:
+        monitor.watch = True
     n = problem.n
     step0 = schedule(0)
     tasks = SagaTasks(engine, problem, history, fraction, inner, step0)
@@ -168,7 +209,13 @@ async def run_asaga(
                 tasks.store(attrs.partition, attrs.task_index, new, diff_sum / n)
             else:
                 d_theta, d_mean, new, count, smooth = value
-                weight = base_weight
+                if adaptive and len(monitor.checked) > seen_checks:
+                    seen_checks = len(monitor.checked)
+                    if seen_checks >= 2:
+                        down = monitor.checked[-1] < monitor.checked[-2]
+                        eta = min(float(P), 1.5 * eta) if down else max(1.0, 0.5 * eta)
+                        monitor.info["combine_eta"] = eta
+                weight = base_weight * eta
                 if staleness_aware:
                     weight = min(1.0, weight * P / (1.0 + attrs.staleness))
                 step = step0 * weight

@@ -1,0 +1,173 @@
+"""The optimizer state a run ends with: enough to continue it exactly where it stopped.
+
+A :class:`RunState` holds the model, the gradient history (SAGA/ASAGA), the logical clock,
+the per-partition task counters (which seed every task's sampling, so a continued run draws
+what one longer run would have drawn), the step size and a fingerprint of the data and
+settings it belongs to. It saves to a ``.npz`` file (numpy arrays and a JSON string, loaded
+with ``allow_pickle=False``) atomically: a crash while saving leaves the previous file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .engine.history import GradientHistory
+
+__all__ = ["RunState"]
+
+_FORMAT = "daskasync-runstate-1"
+
+
+@dataclass
+class RunState:
+    """Optimizer state at the end of (or during) a run.
+
+    Attributes
+    ----------
+    theta : ndarray
+        Model ``[w, b]``, shape ``(dim,)`` or ``(K, dim)``.
+    updates : int
+        Applied updates (the logical clock).
+    rows : int
+        Sampled rows processed (``epochs = rows / n``).
+    task_counts : ndarray of int
+        Tasks submitted per partition: the next task's index, which seeds its sampling.
+    step_size : float
+        Base step the run used.
+    fingerprint : dict
+        Data shape and settings; a run continues from a state only if they agree.
+    history : GradientHistory or None
+        Gradient history of SAGA/ASAGA.
+    elapsed : float
+        Seconds of optimization so far.
+    solver_state : dict
+        Small solver-specific state (JSON values), e.g. SAGA's combination multiplier.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> s = RunState(np.zeros(3), updates=5, rows=50, task_counts=np.array([3, 2]),
+    ...              step_size=0.1, fingerprint={"n": 10, "solver": "sgd"})
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
+    >>> s.save(path)
+    >>> RunState.load(path).updates
+    5
+    """
+
+    theta: np.ndarray
+    updates: int
+    rows: int
+    task_counts: np.ndarray
+    step_size: float
+    fingerprint: dict[str, Any]
+    history: GradientHistory | None = field(default=None, repr=False)
+    elapsed: float = 0.0
+    #: small solver-specific state (JSON values), e.g. SAGA's combination multiplier
+    solver_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> float:
+        n = self.fingerprint.get("n")
+        return self.rows / n if n else float("nan")
+
+    def check_compatible(self, fingerprint: dict[str, Any]) -> None:
+        """Raise ``ValueError`` naming every setting that differs from ``fingerprint``."""
+        keys = sorted(set(self.fingerprint) | set(fingerprint))
+        diff = [
+            f"{k}: state has {self.fingerprint.get(k)!r}, this run {fingerprint.get(k)!r}"
+            for k in keys
+            if _norm(self.fingerprint.get(k)) != _norm(fingerprint.get(k))
+        ]
+        if diff:
+            raise ValueError(
+                "init: the state comes from another dataset or other settings ("
+                + "; ".join(diff)
+                + ")"
+            )
+
+    # -- files -----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the state to ``path`` (``.npz``) atomically (temporary file + rename)."""
+        path = os.fspath(path)
+        meta = {
+            "format": _FORMAT,
+            "updates": int(self.updates),
+            "rows": int(self.rows),
+            "step_size": float(self.step_size),
+            "elapsed": float(self.elapsed),
+            "fingerprint": self.fingerprint,
+            "solver_state": self.solver_state,
+            "history": None,
+        }
+        arrays: dict[str, np.ndarray] = {
+            "theta": np.asarray(self.theta, dtype=np.float64),
+            "task_counts": np.asarray(self.task_counts, dtype=np.int64),
+        }
+        h = self.history
+        if h is not None:
+            meta["history"] = {"dim": h.dim, "n_outputs": h.n_outputs, "n_updates": h.n_updates}
+            arrays.update(alpha=h.alpha, mean=h.mean, offsets=h.offsets)
+        arrays["meta"] = np.array(json.dumps(meta, default=_jsonable))
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".daskasync-", suffix=".npz", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> RunState:
+        """Read a state written by :meth:`save` (no pickle is ever loaded)."""
+        try:
+            with np.load(os.fspath(path), allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"][()]))
+                if meta.get("format") != _FORMAT:
+                    raise ValueError(f"not a daskasync run state (format {meta.get('format')!r})")
+                history = None
+                if meta["history"] is not None:
+                    hm = meta["history"]
+                    history = GradientHistory(z["offsets"], hm["dim"], hm["n_outputs"])
+                    if history.alpha.shape != z["alpha"].shape:
+                        raise ValueError("the history's scalars do not fit its offsets")
+                    history.alpha[...] = z["alpha"]
+                    history.mean[...] = z["mean"]
+                    history.n_updates = int(hm["n_updates"])
+                return cls(
+                    theta=np.array(z["theta"]),
+                    updates=int(meta["updates"]),
+                    rows=int(meta["rows"]),
+                    task_counts=np.array(z["task_counts"]),
+                    step_size=float(meta["step_size"]),
+                    fingerprint=dict(meta["fingerprint"]),
+                    history=history,
+                    elapsed=float(meta["elapsed"]),
+                    solver_state=dict(meta.get("solver_state", {})),
+                )
+        except (KeyError, json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{os.fspath(path)}: not a valid daskasync run state ({e})") from e
+
+
+def _norm(v: Any) -> Any:
+    """JSON round trip, so that tuples and lists (or numpy scalars) compare equal."""
+    return json.loads(json.dumps(v, default=_jsonable))
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"not JSON serializable: {type(v).__name__}")

@@ -1,0 +1,108 @@
+"""Run states: continuing a run equals one longer run; save/load without pickle; refusing
+a state from other data or settings; the progress bar and the per-record callback."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from contextlib import redirect_stderr
+
+import numpy as np
+import pytest
+
+import daskasync as da
+
+
+@pytest.fixture
+def data(client):
+    d = da.PartitionedData.synthetic("epsilon", n=3000, d=15, n_partitions=4, client=client)
+    yield d
+    d.release()
+
+
+@pytest.mark.parametrize("solver", ["sgd", "saga"])
+def test_continuing_a_sync_run_equals_one_longer_run(client, data, solver, tmp_path):
+    kw = {"solver": solver, "batch_fraction": 0.25, "fit_intercept": True}
+    longer = da.minimize(data, max_epochs=6, **kw)
+    first = da.minimize(data, max_epochs=3, **kw)
+    path = tmp_path / "state.npz"
+    first.state.save(path)
+    rest = da.minimize(data, max_epochs=6, init=da.RunState.load(path), **kw)
+    assert rest.updates == longer.updates == 24
+    np.testing.assert_array_equal(rest.theta, longer.theta)  # bit for bit
+    assert rest.history[0].update == first.updates  # the records continue
+    if solver == "saga":
+        np.testing.assert_array_equal(rest.state.history.alpha, longer.state.history.alpha)
+    # restarting from scratch instead would repeat the first half's samples: not equal
+    again = da.minimize(data, max_epochs=3, theta0=first.theta, **kw)
+    assert np.abs(again.theta - longer.theta).max() > 1e-8
+
+
+def test_continuing_an_async_run_keeps_its_counters(client, data):
+    first = da.minimize(data, solver="asaga", max_epochs=2, batch_fraction=0.5)
+    rest = da.minimize(data, solver="asaga", max_epochs=4, batch_fraction=0.5, init=first.state)
+    assert rest.updates >= 16 and rest.epochs >= 4 - 1e-9
+    assert rest.objective <= first.objective + 1e-12
+    assert np.all(rest.state.task_counts >= first.state.task_counts)
+    # the state it continued from is not modified
+    assert first.state.history.n_updates == first.updates
+
+
+def test_a_state_from_other_data_or_settings_is_refused(client, data):
+    state = da.minimize(data, solver="saga", max_epochs=1, batch_fraction=0.5).state
+    with pytest.raises(ValueError, match=r"init: .*batch_fraction: state has 0.5"):
+        da.minimize(data, solver="saga", max_epochs=2, batch_fraction=0.25, init=state)
+    with pytest.raises(ValueError, match=r"init: .*solver"):
+        da.minimize(data, solver="sgd", max_epochs=2, batch_fraction=0.5, init=state)
+    other = da.PartitionedData.synthetic("epsilon", n=2000, d=15, n_partitions=4, client=client)
+    with pytest.raises(ValueError, match=r"init: .*n: state has 3000, this run 2000"):
+        da.minimize(other, solver="saga", max_epochs=2, batch_fraction=0.5, init=state)
+    other.release()
+    with pytest.raises(TypeError, match="init: expected a daskasync.RunState"):
+        da.minimize(data, solver="saga", init={"theta": 0})
+    with pytest.raises(ValueError, match="init: give either init or theta0"):
+        da.minimize(data, solver="saga", batch_fraction=0.5, init=state, theta0=state.theta)
+
+
+def test_state_files_hold_no_pickle_and_are_written_atomically(client, data, tmp_path):
+    res = da.minimize(data, solver="asaga", loss="squared", max_epochs=1, batch_fraction=0.5)
+    path = tmp_path / "s.npz"
+    res.state.save(path)
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == sorted(
+            ["theta.npy", "task_counts.npy", "alpha.npy", "mean.npy", "offsets.npy", "meta.npy"]
+        )
+    with np.load(path, allow_pickle=False) as z:  # would raise on an object array
+        assert z["alpha"].dtype == np.float64
+    back = da.RunState.load(path)
+    np.testing.assert_array_equal(back.history.alpha, res.state.history.alpha)
+    assert back.fingerprint == res.state.fingerprint and back.updates == res.updates
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(Exception, match="bad.npz|zip|pickle"):
+        da.RunState.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", meta=np.array('{"format": "x"}'))
+    with pytest.raises(ValueError, match="not a daskasync run state"):
+        da.RunState.load(tmp_path / "other.npz")
+
+
+def test_progress_bar_and_callback(client, data):
+    seen: list[da.RunInfo] = []
+    err = io.StringIO()
+    with redirect_stderr(err):
+        res = da.minimize(data, solver="asgd", max_epochs=3, verbose=1, callback=seen.append)
+    text = err.getvalue()
+    assert "asgd" in text and "epoch=" in text and "stale=" in text and "obj=" in text
+    assert f"{res.updates}/{res.updates}" in text
+    assert seen[-1].done and not any(i.done for i in seen[:-1])
+    assert len(seen) == len(res.history) + 1
+    assert seen[-1].objective == pytest.approx(res.objective)
+    assert np.isfinite([i.objective for i in seen[1:]]).any()  # checked during the run
+    quiet = io.StringIO()
+    with redirect_stderr(quiet):
+        da.minimize(data, solver="asgd", max_epochs=1)
+    assert quiet.getvalue() == ""
+    with pytest.raises(ValueError, match="verbose"):
+        da.minimize(data, verbose=-1)
+    with pytest.raises(TypeError, match="callback"):
+        da.minimize(data, callback=3)

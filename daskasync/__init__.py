@@ -30,6 +30,7 @@ from .engine.history import GradientHistory
 from .estimators import LinearRegression, LogisticRegression
 from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss, get_loss
 from .penalties import L1, L2, ElasticNet, NoPenalty, Penalty, make_penalty
+from .plotting import LivePlot, plot_history
 from .progress import ProgressBar, RunInfo
 from .result import FitResult, Record
 from .schedules import constant, inv_sqrt, make_schedule
@@ -41,6 +42,8 @@ from .tasks import sample_rows
 __version__ = "0.1.0"
 
 __all__ = [
+    "LivePlot",
+    "plot_history",
     "LinearRegression",
     "LogisticRegression",
     "ProgressBar",

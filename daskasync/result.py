@@ -68,6 +68,8 @@ class FitResult:
     step_size: float = float("nan")
     settings: dict = field(default_factory=dict, repr=False)
     state: Any = field(default=None, repr=False)
+    #: applied results per staleness value (a histogram)
+    staleness_counts: dict[int, int] = field(default_factory=dict, repr=False)
 
     def history_array(self, name: str) -> np.ndarray:
         """One field of the history as an array, e.g. ``result.history_array("objective")``."""

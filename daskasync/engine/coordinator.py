@@ -128,6 +128,8 @@ class Coordinator:
     _in_flight: int = 0
     #: exponential moving average (weight 0.1) of the applied results' staleness
     mean_recent_staleness: float = 0.0
+    #: how many applied results had each staleness (a histogram)
+    staleness_counts: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.states = [PartitionState(p) for p in range(self.n_partitions)]
@@ -202,6 +204,7 @@ class Coordinator:
             self._stale_sum += staleness
             self._stale_n += 1
             self.mean_recent_staleness += 0.1 * (staleness - self.mean_recent_staleness)
+            self.staleness_counts[staleness] = self.staleness_counts.get(staleness, 0) + 1
             if staleness > self._stale_max:
                 self._stale_max = staleness
         return ResultAttributes(

@@ -403,5 +403,6 @@ class Monitor:
             grad_norm=p.optimality(grad_sum, theta),
             step_size=self.last_step,
             settings={**settings, **self.info},
+            staleness_counts=dict(sorted(co.staleness_counts.items())),
             state=state,
         )

@@ -340,7 +340,7 @@ class PartitionedData:
     # ------------------------------------------------------------------ props
     @property
     def row_order(self) -> np.ndarray | None:
-        """Original index of each stored row (stored order: partition 0's rows first),
+        """Original index of each stored row, in stored order (partition 0's rows first),
         or ``None`` when the rows were not shuffled."""
         return self._order
 

@@ -440,6 +440,7 @@ class LogisticRegression(ClassifierMixin, _LinearModel):
         return _binary_proba(z) if z.ndim == 1 else softmax(z.copy())
 
     def predict_log_proba(self, X: Any) -> Any:
+        """Logarithm of :meth:`predict_proba` (lazy for dask input)."""
         p = self.predict_proba(X)
         return da.log(p) if isinstance(p, da.Array) else np.log(p)
 

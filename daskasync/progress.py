@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 __all__ = ["RunInfo", "ProgressBar"]
 
@@ -47,6 +46,9 @@ class ProgressBar:
     def __init__(
         self, solver: str, total: int | None, *, initial: int = 0, file: IO[str] | None = None
     ) -> None:
+        from tqdm.auto import tqdm  # imported here: tqdm.auto warns in Jupyter without
+        # ipywidgets, which only matters when a bar is shown
+
         self._bar: Any = tqdm(
             total=total,
             initial=initial,

@@ -77,6 +77,7 @@ class FitResult:
 
     @property
     def mean_staleness(self) -> float:
+        """Mean staleness over all collected results (all workers)."""
         tasks = sum(w["tasks"] for w in self.worker_stats.values())
         total = sum(w["mean_staleness"] * w["tasks"] for w in self.worker_stats.values())
         return total / tasks if tasks else 0.0

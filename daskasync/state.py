@@ -74,6 +74,7 @@ class RunState:
 
     @property
     def epochs(self) -> float:
+        """Passes over the data so far (``rows / n``)."""
         n = self.fingerprint.get("n")
         return self.rows / n if n else float("nan")
 

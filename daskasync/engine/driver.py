@@ -111,6 +111,7 @@ class Engine:
         self._avg_fixed = avg_task_time is not None
         self._warm_sum = 0.0
         self._warm_n = 0
+        self._warm_workers: set[str] = set()
         self.seed = int(seed)
         self.name = name
         self.run_id = f"{uuid.uuid4().hex[:8]}{next(_run_counter)}"
@@ -140,10 +141,12 @@ class Engine:
 
     @property
     def version(self) -> int:
+        """Index of the latest published model version."""
         return self.broadcaster.version
 
     @property
     def clock(self) -> int:
+        """Logical clock: applied updates so far."""
         return self.coordinator.clock
 
     def tick(self) -> int:
@@ -219,7 +222,11 @@ class Engine:
             ticket, worker=worker, duration=total, compute_time=compute,
             max_staleness=max_staleness,
         )
-        if not self._avg_fixed and self._warm_n < self.warmup_tasks:
+        if worker not in self._warm_workers:
+            # a worker's first task pays one-time costs (loading compiled kernels): it
+            # would inflate the average that straggler delays are scaled by
+            self._warm_workers.add(worker)
+        elif not self._avg_fixed and self._warm_n < self.warmup_tasks:
             self._warm_n += 1
             self._warm_sum += compute
             self.avg_task_time = self._warm_sum / self._warm_n
@@ -267,7 +274,11 @@ class Engine:
         while True:
             if not self._ready:
                 if not self._tickets:
-                    raise BarrierError("no task is in flight: nothing to collect")
+                    raise BarrierError(
+                        "no task is in flight: nothing to collect (the barrier selected no "
+                        "partition while none was running; a predicate must select at least "
+                        "one idle partition when nothing is in flight)"
+                    )
                 item = await self._ac.__anext__()
                 self._ready.append(item)
                 self._ready.extend(self._ac.next_batch(block=False))
@@ -306,6 +317,7 @@ class Engine:
         return self.collect_all()[0]
 
     def has_ready(self) -> bool:
+        """Whether a finished result is waiting to be collected."""
         return bool(self._ready) or self._ac.has_ready()
 
     # -- barriers (synchronous rounds) -----------------------------------------------------
@@ -396,6 +408,7 @@ class Engine:
             self.client.sync(self._cancel)
 
     def close(self) -> None:
+        """Cancel outstanding tasks and release the model versions (as :meth:`cancel`)."""
         self.cancel()
 
     def __enter__(self) -> Engine:
@@ -406,6 +419,7 @@ class Engine:
 
     @property
     def in_flight(self) -> int:
+        """Tasks submitted and not yet collected."""
         return len(self._tickets)
 
     def __repr__(self) -> str:

@@ -47,7 +47,7 @@ class GradientHistory:
         shape: tuple[int, ...] = (self.n,) if n_outputs == 1 else (self.n, n_outputs)
         self.alpha = np.zeros(shape)  #: the scalars, one row per sample
         mean_shape: tuple[int, ...] = (dim,) if n_outputs == 1 else (n_outputs, dim)
-        self.mean = np.zeros(mean_shape)  #: alpha_bar: average stored gradient
+        self.mean = np.zeros(mean_shape)  #: average stored gradient (alpha_bar)
         self.n_updates = 0
 
     def scalars(self, partition: int, rows: np.ndarray) -> np.ndarray:

@@ -48,6 +48,10 @@ def _sk(cls, **kw):
      da.LinearRegression(max_iter=10, n_partitions=2)]
 )
 def test_sklearn_check_estimator(client, estimator, check):
+    """Every check of scikit-learn's check_estimator, on the session cluster. Skipped
+    checks: none of ours; scikit-learn itself skips its array-API checks
+    (check_array_api_input) unless SCIPY_ARRAY_API=1 is set, and the estimators take
+    numpy/scipy/dask input, not array-API namespaces."""
     check(estimator)
 
 

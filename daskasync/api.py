@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -95,6 +96,9 @@ def minimize(
     init: RunState | None = None,
     verbose: int = 0,
     callback: Callable[[RunInfo], Any] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint_interval: float | None = None,
 ) -> FitResult:
     """Fit a linear model on partitioned data with a synchronous or asynchronous solver.
 
@@ -181,6 +185,14 @@ def minimize(
         ones the state was made with (else ``ValueError``); ``max_updates`` and
         ``max_epochs`` count the whole run, so a synchronous run continued to ``k + m``
         epochs equals one run of ``k + m`` epochs.
+    checkpoint : str or os.PathLike, optional
+        Save the run's :class:`RunState` to this ``.npz`` file every ``checkpoint_every``
+        updates and/or ``checkpoint_interval`` seconds (default: once per epoch), and at
+        the end. Each save replaces the file atomically, so a run killed at any point
+        leaves its last complete checkpoint; continue it with
+        ``minimize(..., init=RunState.load(path))``.
+    checkpoint_every, checkpoint_interval
+        How often to save (updates; seconds).
     verbose : int, default 0
         ``1``: a progress bar (``tqdm.auto``: a widget in Jupyter) with updates, epoch,
         objective and staleness. A bar checks the full objective about once per epoch,
@@ -267,6 +279,16 @@ def minimize(
         raise ValueError(f"verbose: must be an int >= 0, got {verbose!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: must be callable, got {type(callback).__name__}")
+    _positive("checkpoint_every", checkpoint_every, numbers.Integral)
+    _positive("checkpoint_interval", checkpoint_interval)
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint: must be a path, got {type(checkpoint).__name__}")
+        folder = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise ValueError(f"checkpoint: folder {folder!r} does not exist or is not writable")
+    elif checkpoint_every is not None or checkpoint_interval is not None:
+        raise ValueError("checkpoint_every/checkpoint_interval: need a checkpoint path")
     fingerprint = {
         "n": int(data.n),
         "d": int(data.d),
@@ -405,11 +427,10 @@ def minimize(
             progress=bar,
             callback=callback,
         )
-        try:
-            final = await spec.run(engine, problem, theta, schedule, fraction, monitor, **options)
-            await engine._cancel_in_flight()
-            state = RunState(
-                theta=final.copy(),
+
+        def make_state(model: np.ndarray) -> RunState:
+            return RunState(
+                theta=model.copy(),
                 updates=monitor.updates,
                 rows=monitor.rows,
                 task_counts=np.array(engine.coordinator.task_counts(), dtype=np.int64),
@@ -419,6 +440,20 @@ def minimize(
                 elapsed=monitor.elapsed,
                 solver_state=dict(monitor.info),
             )
+
+        if checkpoint is not None:
+            every = checkpoint_every
+            if every is None and checkpoint_interval is None:
+                every = monitor.check_every  # about once per epoch
+            monitor.set_checkpoint(
+                lambda model: make_state(model).save(checkpoint), every, checkpoint_interval
+            )
+        try:
+            final = await spec.run(engine, problem, theta, schedule, fraction, monitor, **options)
+            await engine._cancel_in_flight()
+            state = make_state(final)
+            if checkpoint is not None:
+                state.save(checkpoint)
             result = await monitor.finish(
                 engine, final, solver=solver, settings=settings, state=state
             )

@@ -126,7 +126,10 @@ def test_saga_and_asaga_on_libsvm_with_lambda_one_over_n(client4, name, solver, 
                       combine=combine, max_epochs=epochs, record_interval=0.5)
     rel = (res.history_array("objective") - f_star) / (np.log(2) - f_star)
     assert rel.min() <= reached, f"{rel.min():.2e}"
-    assert rel[-1] < rel[len(rel) // 2]  # still descending
+    if solver == "saga":
+        assert rel[-1] < rel[len(rel) // 2]  # still descending
+    else:  # asynchronous: not monotone near its floor, but it stays there
+        assert rel[-1] <= 3 * reached, f"{rel[-1]:.2e}"
     if solver == "asaga":
         assert res.mean_staleness > 2  # 4 partitions in flight
     data.release()

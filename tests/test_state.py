@@ -106,3 +106,58 @@ def test_progress_bar_and_callback(client, data):
         da.minimize(data, verbose=-1)
     with pytest.raises(TypeError, match="callback"):
         da.minimize(data, callback=3)
+
+
+_KILLED_RUN = """
+import sys, daskasync as da
+from distributed import Client
+with Client(sys.argv[1]) as c:
+    data = da.PartitionedData.synthetic("epsilon", n=3000, d=15, n_partitions=4, client=c)
+    da.minimize(data, solver="saga", batch_fraction=0.25, max_epochs=400,
+                checkpoint=sys.argv[2], checkpoint_every=5)
+"""
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(client, cluster, data, tmp_path):
+    """A run in another process writes a checkpoint every 5 updates and is killed with
+    SIGKILL mid-run; continuing from the file gives exactly the uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "run.npz"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, cluster.scheduler_address,
+                             str(path)])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if path.exists() and da.RunState.load(path).updates >= 20:
+                break
+            assert proc.poll() is None, "the run ended before it was killed"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    state = da.RunState.load(path)  # never a half-written file
+    assert state.updates % 5 == 0 and 20 <= state.updates < 1600
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]  # no temporary left
+    kw = {"solver": "saga", "batch_fraction": 0.25}
+    target = state.updates + 12
+    resumed = da.minimize(data, max_updates=target, init=state, **kw)
+    straight = da.minimize(data, max_updates=target, **kw)
+    np.testing.assert_array_equal(resumed.theta, straight.theta)
+    assert resumed.objective == straight.objective
+
+
+def test_checkpoint_options(client, data, tmp_path):
+    path = tmp_path / "c.npz"
+    res = da.minimize(data, solver="asgd", max_epochs=2, checkpoint=path, checkpoint_every=3)
+    last = da.RunState.load(path)  # the final state is saved at the end
+    assert last.updates == res.updates and np.array_equal(last.theta, res.theta)
+    with pytest.raises(ValueError, match="need a checkpoint path"):
+        da.minimize(data, checkpoint_every=3)
+    with pytest.raises(ValueError, match="checkpoint: folder"):
+        da.minimize(data, checkpoint=tmp_path / "missing" / "c.npz")
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        da.minimize(data, checkpoint=path, checkpoint_every=0)

@@ -216,6 +216,11 @@ class Monitor:
         self.info: dict[str, Any] = {}
         #: full objectives of the checks made during the run, in order
         self.checked: list[float] = []
+        self._ckpt: Any = None
+        self._ckpt_every: int | None = None
+        self._ckpt_interval: float | None = None
+        self._ckpt_last_t = 0.0
+        self.checkpoints = 0  #: checkpoints written during the run
         self.last_step = float("nan")
 
     @property
@@ -253,11 +258,28 @@ class Monitor:
             RunInfo(self._times[-1], self.updates, self.epochs, f, ms, mx, theta.copy(), done)
         )
 
+    def set_checkpoint(self, save: Any, every: int | None, interval: float | None) -> None:
+        """Call ``save(theta)`` every ``every`` updates and/or ``interval`` seconds."""
+        self._ckpt, self._ckpt_every, self._ckpt_interval = save, every, interval
+        self._ckpt_last_t = self.elapsed
+
+    def _maybe_checkpoint(self, theta: np.ndarray) -> None:
+        now = self.elapsed
+        due = (self._ckpt_every is not None and self.updates % self._ckpt_every == 0) or (
+            self._ckpt_interval is not None and now - self._ckpt_last_t >= self._ckpt_interval
+        )
+        if due:
+            self._ckpt(theta)
+            self._ckpt_last_t = now
+            self.checkpoints += 1
+
     def after_update(self, theta: np.ndarray, rows: int) -> str | None:
         """Count one applied update of ``rows`` sampled rows; return a stop reason or None."""
         self.updates += 1
         self.rows += rows
         self.record(theta)
+        if self._ckpt is not None:
+            self._maybe_checkpoint(theta)
         s = self.stop
         if s.max_updates is not None and self.updates >= s.max_updates:
             self.stop_reason = "max_updates"

@@ -84,7 +84,7 @@ def plot_history(
     f = np.array([r.objective for r in records])
     ok = np.isfinite(f)
     if f_star is not None:
-        f = np.maximum((f - f_star) / max(abs(f_star), 1e-300), 1e-16)
+        f = _relative(f, f_star)
         ylabel, scale = "relative suboptimality", "log"
     else:
         ylabel, scale = "objective", "linear"
@@ -176,9 +176,7 @@ class LivePlot:
 
     def _values(self) -> np.ndarray:
         f = np.asarray(self.objectives, dtype=float)
-        if self.f_star is None:
-            return f
-        return np.maximum((f - self.f_star) / max(abs(self.f_star), 1e-300), 1e-16)
+        return f if self.f_star is None else _relative(f, self.f_star)
 
     def figure(self) -> Any:
         """The figure (created on first use)."""
@@ -208,6 +206,11 @@ class LivePlot:
             self._handle = display(fig, display_id=True)
         else:
             self._handle.update(fig)
+
+
+def _relative(f: np.ndarray, f_star: float) -> np.ndarray:
+    """``(f - f_star) / |f_star|``, floored at 1e-16 for log scales."""
+    return np.maximum((f - f_star) / max(abs(f_star), 1e-300), 1e-16)
 
 
 def _in_notebook() -> bool:

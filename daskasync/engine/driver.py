@@ -15,6 +15,7 @@ import itertools
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import dask
@@ -174,39 +175,23 @@ class Engine:
         delay: tuple[Straggler | None, float] = (None, 0.0),
         priority: int = 0,
     ) -> Any:
-        """Submit one task on ``partition``'s block under a readable unique key."""
-        if self.annotations:
-            with dask.annotate(**self.annotations):
-                return self._launch_now(kernel, partition, ref, task_index, kwargs, kind,
-                                        delay, priority)
-        return self._launch_now(kernel, partition, ref, task_index, kwargs, kind, delay,
-                                priority)
-
-    def _launch_now(
-        self,
-        kernel: Callable,
-        partition: int,
-        ref: Any,
-        task_index: int,
-        kwargs: dict,
-        kind: str,
-        delay: tuple[Straggler | None, float],
-        priority: int,
-    ) -> Any:
-        return self.client.submit(
-            run_task,
-            kernel,
-            self._parts[partition],
-            ref,
-            partition=partition,
-            task_index=task_index,
-            seed=self.seed,
-            straggler=delay[0],
-            avg_task_time=delay[1],
-            kwargs=kwargs,
-            key=self._key(kind, partition),
-            priority=priority,
-        )
+        """Submit one task on ``partition``'s block under a readable unique key, with the
+        run's dask annotations (its span)."""
+        with dask.annotate(**self.annotations) if self.annotations else nullcontext():
+            return self.client.submit(
+                run_task,
+                kernel,
+                self._parts[partition],
+                ref,
+                partition=partition,
+                task_index=task_index,
+                seed=self.seed,
+                straggler=delay[0],
+                avg_task_time=delay[1],
+                kwargs=kwargs,
+                key=self._key(kind, partition),
+                priority=priority,
+            )
 
     def _tickets_for(self, partitions: Sequence[int], version: int, kind: str, args: TaskArgs):
         """Record a ticket per partition and build its keyword arguments."""

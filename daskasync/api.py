@@ -448,6 +448,7 @@ def minimize(
             monitor.set_checkpoint(
                 lambda model: make_state(model).save(checkpoint), every, checkpoint_interval
             )
+        blocks_before = getattr(data, "n_recovered", 0)
         try:
             final = await spec.run(engine, problem, theta, schedule, fraction, monitor, **options)
             await engine._cancel_in_flight()
@@ -457,6 +458,11 @@ def minimize(
             result = await monitor.finish(
                 engine, final, solver=solver, settings=settings, state=state
             )
+            result.recovered = {
+                "tasks": engine.n_relaunched,
+                "blocks": getattr(data, "n_recovered", 0) - blocks_before,
+                "model_versions": engine.broadcaster.n_recovered,
+            }
         finally:
             if bar is not None:
                 bar.close()

@@ -19,14 +19,22 @@ __all__ = ["main", "cluster_client"]
 
 @contextlib.contextmanager
 def cluster_client(
-    scheduler: str | None, workers: int, threads: int
+    scheduler: str | None, workers: int, threads: int, *, timeout: str = "20s",
+    security: object | None = None,
 ) -> Iterator[object]:
     """A client on ``scheduler``, or on a LocalCluster of ``workers`` processes that this
-    context starts and closes."""
+    context starts and closes. An unreachable address raises ``ValueError`` naming it."""
     from distributed import Client, LocalCluster
 
     if scheduler:
-        with Client(scheduler, timeout="20s") as client:
+        try:
+            client = Client(scheduler, timeout=timeout, security=security)
+        except OSError as err:
+            raise ValueError(
+                f"scheduler: cannot connect to {scheduler!r} within {timeout} ({err}); is "
+                "`dask scheduler` running there, and does it need TLS credentials?"
+            ) from err
+        with client:
             yield client
         return
     with LocalCluster(

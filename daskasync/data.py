@@ -19,7 +19,7 @@ from __future__ import annotations
 import numbers
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +31,7 @@ import sparse
 from distributed import Client, Future, get_client
 
 from . import datasets
+from ._comm import scatter_retrying
 
 __all__ = ["PartitionedData"]
 
@@ -283,6 +284,25 @@ class PartitionedData:
         Total number of stored entries (``n * d`` for dense data).
     name : str
         Human-readable name of the dataset.
+    label_values : array-like, optional
+        Sorted distinct label values (``None`` when there are too many to list).
+    row_order : array-like of int, optional
+        Original row index of each stored row, when rows were shuffled.
+    source : callable, optional
+        ``source(i) -> (X_block, y_block)`` re-creates block ``i`` on the driver. Blocks
+        that were scattered (driver-side data) have no lineage on the cluster: when the
+        only worker holding one dies, :meth:`recover` scatters it again from ``source``.
+        Blocks computed by tasks (dask inputs, :meth:`synthetic`) are recomputed by Dask
+        itself and need no source.
+
+    Notes
+    -----
+    **Worker loss.** A block computed by a task is recomputed by the scheduler when its
+    worker dies. A scattered block (the default for driver-side arrays and LIBSVM files)
+    would be lost with its worker: the scheduler cancels its future. :meth:`lost` lists
+    such partitions and :meth:`recover` re-creates them from ``source`` on the live
+    workers; :class:`daskasync.Engine` does this by itself when a task is cancelled by a
+    lost block, so a run survives the loss of workers.
 
     Examples
     --------
@@ -314,6 +334,7 @@ class PartitionedData:
         name: str,
         label_values: np.ndarray | None = None,
         row_order: np.ndarray | None = None,
+        source: Callable[[int], Block] | None = None,
     ) -> None:
         offs = np.asarray(offsets, dtype=np.int64)
         if offs.ndim != 1 or offs.shape[0] != len(parts) + 1 or offs[0] != 0:
@@ -336,6 +357,9 @@ class PartitionedData:
                 raise ValueError("row_order must have one entry per row")
             row_order.setflags(write=False)
         self._order = row_order
+        self._source = source
+        #: blocks re-created by :meth:`recover` so far
+        self.n_recovered = 0
 
     # ------------------------------------------------------------------ props
     @property
@@ -432,6 +456,70 @@ class PartitionedData:
         self._check_alive()
         who_has = self._client.who_has(self._parts)
         return {i: tuple(sorted(who_has.get(f.key, ()))) for i, f in enumerate(self._parts)}
+
+    @property
+    def recoverable(self) -> bool:
+        """Whether lost scattered blocks can be re-created (a driver-side source is kept)."""
+        return self._source is not None
+
+    def lost(self) -> list[int]:
+        """Partitions whose block is gone from the cluster for good (its future was
+        cancelled, e.g. because the only worker holding a scattered block died).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from distributed import Client, LocalCluster
+        >>> from daskasync.data import PartitionedData
+        >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        ...     with Client(cluster) as client:
+        ...         data = PartitionedData.from_arrays(np.eye(4), np.ones(4), n_partitions=2)
+        ...         data.lost()
+        []
+        """
+        self._check_alive()
+        return [i for i, f in enumerate(self._parts) if f.status in ("cancelled", "lost")]
+
+    async def _recover(self) -> list[int]:
+        lost = self.lost()
+        if not lost:
+            return []
+        if self._source is None:
+            raise RuntimeError(
+                f"partitions {lost} of {self._name!r} were lost with their worker and "
+                "cannot be re-created: this PartitionedData keeps no driver-side source "
+                "(build it with recoverable=True, or from a dask array or synthetic "
+                "generator, which Dask recomputes)"
+            )
+        client = self._client
+        ncores = await client.scheduler.ncores_running()
+        if not ncores:
+            raise RuntimeError(f"partitions {lost} were lost and no worker is left to hold them")
+        live = {i: f.key for i, f in enumerate(self._parts) if i not in lost}
+        who_has = await client.scheduler.who_has(keys=list(live.values()))
+        load = {w: 0.0 for w in ncores}
+        for holders in who_has.values():
+            for w in holders:
+                if w in load:
+                    load[w] += 1.0 / max(1, ncores[w])
+        for i in lost:
+            worker = min(load, key=lambda w: (load[w], w))
+            load[worker] += 1.0 / max(1, ncores[worker])
+            (self._parts[i],) = await scatter_retrying(client, [self._source(i)], workers=[worker])
+            self.n_recovered += 1
+        return lost
+
+    def recover(self) -> list[int]:
+        """Re-create lost scattered blocks from the driver-side source, on the live
+        workers (least loaded first); returns the partitions re-created.
+
+        Raises
+        ------
+        RuntimeError
+            A block is lost and there is no source to re-create it from, or no worker.
+        """
+        self._check_alive()
+        return self._client.sync(self._recover)
 
     def gather(self) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
         """Bring the whole data set back to the driver.
@@ -562,6 +650,7 @@ class PartitionedData:
         name: str = "array",
         shuffle: bool | None = None,
         random_state: int = 0,
+        recoverable: bool = True,
     ) -> PartitionedData:
         """Partition in-memory or dask arrays by rows and place them on the workers.
 
@@ -594,6 +683,12 @@ class PartitionedData:
             when blocks look alike; with one-label blocks they barely converge).
         random_state : int, default 0
             Seed of the shuffle.
+        recoverable : bool, default True
+            Keep a reference to the driver-side arrays so that a block lost with its
+            worker can be scattered again (see :meth:`recover`). It holds the arrays in
+            the driver's memory for the life of this object; with ``False`` the loss of
+            the only worker holding a block ends a run with a clear error. Dask inputs
+            are always recomputable.
 
         Returns
         -------
@@ -636,6 +731,8 @@ class PartitionedData:
             raise TypeError(f"shuffle must be a bool or None, got {shuffle!r}")
         if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
             raise TypeError(f"random_state must be an int, got {random_state!r}")
+        if not isinstance(recoverable, (bool, np.bool_)):
+            raise TypeError(f"recoverable must be a bool, got {recoverable!r}")
         if isinstance(X, da.Array):
             if shuffle:
                 raise ValueError(
@@ -701,6 +798,7 @@ class PartitionedData:
             name=name,
             label_values=_label_values(np.asarray(y_arr, dtype=np.float64)),
             row_order=order,
+            source=block if recoverable else None,
         )
 
     @classmethod
@@ -784,6 +882,7 @@ class PartitionedData:
         n_features: int | None = None,
         shuffle: bool = True,
         random_state: int = 0,
+        recoverable: bool = True,
     ) -> PartitionedData:
         """Load a LIBSVM file on the driver and partition it over the workers.
 
@@ -807,6 +906,9 @@ class PartitionedData:
             are often sorted by label); see :meth:`from_arrays`.
         random_state : int, default 0
             Seed of the shuffle.
+        recoverable : bool, default True
+            Keep the loaded arrays on the driver to re-create blocks lost with a worker;
+            see :meth:`from_arrays`.
 
         Returns
         -------
@@ -837,6 +939,7 @@ class PartitionedData:
             name=os.path.basename(os.fspath(path)),
             shuffle=shuffle,
             random_state=random_state,
+            recoverable=recoverable,
         )
 
     @classmethod

@@ -197,7 +197,21 @@ class _LinearModel(BaseEstimator):
     def _lam(self, n: int) -> float:
         return 1.0 / (self.C * n)
 
-    def _run(self, X: Any, y: Any, *, partial: bool) -> _LinearModel:
+    def _run(self, X: Any, y: Any, *, partial: bool, fresh: bool = False) -> _LinearModel:
+        """Fit or continue; all or nothing: an error or an interrupt (Ctrl-C) leaves the
+        estimator exactly as it was before the call (and no task on the cluster)."""
+        before = dict(self.__dict__)
+        try:
+            if fresh:
+                for attr in ("_state", "_token", "_seed_", "history_"):
+                    self.__dict__.pop(attr, None)
+            return self._run_once(X, y, partial=partial)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _run_once(self, X: Any, y: Any, *, partial: bool) -> _LinearModel:
         self._check_params()
         X, y = self._validate_Xy(X, y, reset=not (partial and hasattr(self, "coef_")))
         y_enc, loss = self._encode(y, getattr(self, "classes_", None) if partial else None)
@@ -276,10 +290,14 @@ class _LinearModel(BaseEstimator):
         Returns
         -------
         self
+
+        Notes
+        -----
+        A failed or interrupted call (``KeyboardInterrupt``) cancels its tasks and leaves
+        the estimator as it was before the call. To keep the progress of long runs, use
+        :func:`daskasync.minimize` with ``checkpoint=``.
         """
-        for attr in ("_state", "_token", "_seed_", "history_"):
-            self.__dict__.pop(attr, None)
-        return self._run(X, y, partial=False)
+        return self._run(X, y, partial=False, fresh=True)
 
     def partial_fit(self, X: Any, y: Any, **kwargs: Any) -> _LinearModel:
         """One more epoch. On the same data it continues the run exactly (model,
@@ -422,6 +440,11 @@ class LogisticRegression(ClassifierMixin, _LinearModel):
         call if ``y`` may not show them all."""
         if classes is not None and not hasattr(self, "classes_"):
             self.classes_ = np.unique(np.asarray(classes))
+            try:
+                return self._run(X, y, partial=True)
+            except BaseException:
+                del self.classes_  # all or nothing, as in _run
+                raise
         return self._run(X, y, partial=True)
 
     def decision_function(self, X: Any) -> Any:

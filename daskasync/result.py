@@ -48,6 +48,9 @@ class FitResult:
     stop_reason : str
     converged : bool
         True when a tolerance stopped the run.
+    recovered : dict
+        Worker losses repaired during the run: ``tasks`` launched again, data ``blocks``
+        and ``model_versions`` re-created (all 0 when no worker was lost).
     """
 
     solver: str
@@ -70,6 +73,7 @@ class FitResult:
     state: Any = field(default=None, repr=False)
     #: applied results per staleness value (a histogram)
     staleness_counts: dict[int, int] = field(default_factory=dict, repr=False)
+    recovered: dict[str, int] = field(default_factory=dict)
 
     def history_array(self, name: str) -> np.ndarray:
         """One field of the history as an array, e.g. ``result.history_array("objective")``."""
@@ -99,6 +103,7 @@ class FitResult:
             "mean_staleness": self.mean_staleness,
             "history": [asdict(r) for r in self.history],
             "worker_stats": self.worker_stats,
+            "recovered": self.recovered,
         }
 
     def __repr__(self) -> str:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -67,3 +73,81 @@ def assert_no_tasks(client: Client, prefixes=RUN_PREFIXES,
             break
         time.sleep(0.05)
     assert not left, f"tasks left on the scheduler: {left[:10]}"
+
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ProcessCluster:
+    """A `dask scheduler` and `dask worker` subprocesses on 127.0.0.1 (workers without a
+    nanny unless asked, so a killed worker stays dead)."""
+
+    def __init__(self, log_dir: Path, *, extra: Sequence[str] = ()) -> None:
+        self.log_dir = log_dir
+        self.extra = list(extra)  # e.g. TLS options for scheduler and workers
+        self.port = free_port()
+        self.protocol = "tls" if any(a.startswith("--tls") for a in self.extra) else "tcp"
+        self.address = f"{self.protocol}://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.scheduler = self._spawn(
+            "scheduler.log",
+            ["scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+             "--dashboard-address", ":0", "--protocol", self.protocol, *self.extra],
+        )
+        self.workers: dict[str, subprocess.Popen] = {}
+
+    def _spawn(self, log: str, args: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(BIN / "dask"), *args], stdout=open(self.log_dir / log, "w"),
+            stderr=subprocess.STDOUT, env=self.env,
+        )
+
+    def add_worker(self, name: str, *, nthreads: int = 1, nanny: bool = False) -> None:
+        self.workers[name] = self._spawn(
+            f"{name}.log",
+            ["worker", self.address, "--nthreads", str(nthreads), "--host", "127.0.0.1",
+             "--no-dashboard", "--name", name, "--nanny" if nanny else "--no-nanny",
+             *self.extra],
+        )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a worker process."""
+        self.workers[name].send_signal(signal.SIGKILL)
+        self.workers[name].wait(timeout=30)
+
+    def close(self) -> None:
+        procs = [*self.workers.values(), self.scheduler]
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def process_cluster(tmp_path):
+    """Factory: ``process_cluster(n_workers)`` starts a fresh scheduler and workers named
+    ``w0, w1, ...`` and waits for them; everything is stopped after the test."""
+    made: list[ProcessCluster] = []
+
+    def make(n_workers: int = 2, *, extra: Sequence[str] = (), security=None) -> ProcessCluster:
+        pc = ProcessCluster(tmp_path, extra=extra)
+        made.append(pc)
+        for i in range(n_workers):
+            pc.add_worker(f"w{i}")
+        with Client(pc.address, timeout="30s", security=security) as c:
+            c.wait_for_workers(n_workers, timeout=60)
+        return pc
+
+    yield make
+    for pc in made:
+        pc.close()

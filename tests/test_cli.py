@@ -4,61 +4,27 @@ cluster started as subprocesses on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from conftest import BIN, ProcessCluster
 from distributed import Client
 
 from daskasync.cli import main
 
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def subprocess_cluster(tmp_path_factory):
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log = tmp_path_factory.mktemp("cluster")
-    procs = [
-        subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--dashboard-address", ":0"],
-            stdout=open(log / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env,
-        )
-    ]
+    pc = ProcessCluster(tmp_path_factory.mktemp("cluster"))
     try:
         for i in range(2):
-            procs.append(
-                subprocess.Popen(
-                    [str(BIN / "dask"), "worker", address, "--nthreads", "1",
-                     "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"],
-                    stdout=open(log / f"worker{i}.log", "w"), stderr=subprocess.STDOUT,
-                    env=env,
-                )
-            )
-        with Client(address, timeout="30s") as c:
+            pc.add_worker(f"w{i}", nanny=True)
+        with Client(pc.address, timeout="30s") as c:
             c.wait_for_workers(2, timeout=60)
-        yield address
+        yield pc.address
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        pc.close()
 
 
 def test_demo_on_its_own_local_cluster(tmp_path, capsys):

@@ -101,3 +101,14 @@ def test_closed_client_is_refused(cluster):
     c.close()
     with pytest.raises(ValueError, match="client"):
         da.minimize(data, max_updates=3)
+
+
+def test_unreachable_scheduler_address_is_named():
+    from conftest import free_port
+
+    from daskasync.cli import cluster_client
+
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(ValueError, match=f"scheduler: cannot connect to '{address}'"):
+        with cluster_client(address, 1, 1, timeout="2s"):
+            pass

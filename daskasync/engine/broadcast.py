@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .._comm import scatter_retrying
+
 __all__ = ["Broadcaster", "TRANSPORTS"]
 
 TRANSPORTS = ("auto", "inline", "scatter")
@@ -77,6 +79,7 @@ class Broadcaster:
         self.version = -1  #: latest published version
         self._futures: dict[int, Any] = {}
         self.n_scattered = 0  #: versions scattered so far (each once)
+        self.n_recovered = 0  #: scattered versions placed again after being lost
 
     # -- driver side -----------------------------------------------------------------------
     def publish(self, model: np.ndarray) -> int:
@@ -158,18 +161,34 @@ class Broadcaster:
         version that several tasks share)."""
         return self.client.sync(self._ref, version, uses)
 
-    async def _scatter(self, version: int = -1) -> Any:
+    async def _scatter(self, version: int = -1, suffix: str = "") -> Any:
         version = self._check(version)
         fut = self._futures.get(version)
         if fut is None:
             if self.client is None:
                 raise RuntimeError("Broadcaster has no client to scatter with")
-            key = self.key(version)
             data = self._buf[version % self.window].copy()  # type: ignore[index]
-            futs = await self.client.scatter({key: data}, hash=False)
-            fut = self._futures[version] = futs[key]
+            (fut,) = await scatter_retrying(self.client, [data], keys=[self.key(version) + suffix])
+            self._futures[version] = fut
             self.n_scattered += 1
         return fut
+
+    async def _recover(self, version: int) -> Any:
+        """Scatter ``version`` again after its copy on the cluster was lost (its worker
+        died); returns the new future. The version must still be inside the window."""
+        lost = self._futures.pop(version, None)
+        if lost is not None:
+            lost.release()
+        try:
+            self._check(version)
+        except LookupError as err:
+            raise RuntimeError(
+                f"model version {version} was lost with its worker and has left the history "
+                f"window (window={self.window}); use a larger window than the staleness of "
+                "tasks in flight to survive worker loss"
+            ) from err
+        self.n_recovered += 1
+        return await self._scatter(version, suffix=f"-r{self.n_recovered}")
 
     def scatter(self, version: int = -1) -> Any:
         """Place ``version`` on the cluster once and return its future (tasks can then read

@@ -12,21 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import dask
 import numpy as np
-from distributed import as_completed
+from distributed import Future, as_completed
+from distributed.client import FutureCancelledError, FuturesCancelledError
 
 from ..stragglers import Straggler, make_straggler
 from ..tasks import eval_kernel, objectives_kernel, run_task
 from .barriers import Barrier, BarrierError, make_barrier
 from .broadcast import Broadcaster
 from .coordinator import Coordinator, ResultAttributes, Ticket
+from .membership import Membership
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Engine", "TaskArgs"]
 
@@ -34,6 +41,29 @@ __all__ = ["Engine", "TaskArgs"]
 TaskArgs = dict | Callable[[int, int], dict] | None
 
 _run_counter = itertools.count()
+
+_GONE = ("cancelled", "lost")
+
+
+@dataclass(eq=False)
+class _Spec:
+    """Everything needed to launch a task (again, after a worker loss): the same
+    partition, model version, task index and arguments give the same result."""
+
+    kernel: Callable
+    partition: int
+    version: int
+    ref: Any
+    task_index: int
+    kwargs: dict
+    kind: str
+    delay: tuple[Straggler | None, float] = (None, 0.0)
+    priority: int = 0
+    part: Any = None  # the block's future the task was launched with
+
+
+def _gone(fut: Any) -> bool:
+    return isinstance(fut, Future) and fut.status in _GONE
 
 
 class Engine:
@@ -64,6 +94,27 @@ class Engine:
         Seeds task sampling and straggler draws.
     name : str
         Prefix of task keys (``<name>-grad-p3-...``), visible in the dashboard.
+    max_recoveries : int
+        Worker losses the engine repairs before giving up (see Notes).
+    watch_interval : float or None
+        Seconds between looks at the workers (``None``: never); a worker that joined
+        receives a copy of its share of the data blocks (see Notes).
+
+    Notes
+    -----
+    **Worker loss.** A task running on a worker that dies is re-run elsewhere by the
+    scheduler. When the dead worker held the only copy of a scattered data block or model
+    version, the scheduler cancels the tasks that need it; the engine then re-creates the
+    block (:meth:`PartitionedData.recover`) and the version (from its driver-side window)
+    and launches the same task again, with the same ticket, version, task index and
+    arguments. A result is therefore applied exactly once, as if nothing had happened.
+
+    **Workers joining.** The scheduler runs a task where its block is, so a new worker
+    would stay idle. About every ``watch_interval`` seconds the engine compares the running
+    workers with those it has seen and copies a share of the blocks (by threads) to each
+    new one with the scheduler's ``replicate``; tasks on those blocks then go to whichever
+    holder is free. A worker retiring gracefully (``Client.retire_workers``) hands its
+    blocks over itself.
 
     Examples
     --------
@@ -93,6 +144,8 @@ class Engine:
         avg_task_time: float | None = None,
         seed: int = 0,
         name: str = "daskasync",
+        max_recoveries: int = 100,
+        watch_interval: float | None = 1.0,
     ) -> None:
         self.data = data
         self.client = data.client
@@ -113,6 +166,24 @@ class Engine:
         self._warm_sum = 0.0
         self._warm_n = 0
         self._warm_workers: set[str] = set()
+        if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int) or (
+            max_recoveries < 0
+        ):
+            raise ValueError(f"max_recoveries: must be an int >= 0, got {max_recoveries!r}")
+        self.max_recoveries = max_recoveries
+        if watch_interval is not None and not (
+            isinstance(watch_interval, (int, float)) and watch_interval > 0
+        ):
+            raise ValueError(f"watch_interval: must be > 0 or None, got {watch_interval!r}")
+        self.watch_interval = watch_interval
+        self.membership = Membership()
+        self._next_watch = 0.0
+        self._spreading: asyncio.Task | None = None
+        #: data blocks copied to workers that joined during the run
+        self.n_spread = 0
+        #: tasks launched again after a worker loss cancelled them
+        self.n_relaunched = 0
+        self._n_repairs = 0
         self.seed = int(seed)
         self.name = name
         self.run_id = f"{uuid.uuid4().hex[:8]}{next(_run_counter)}"
@@ -127,9 +198,12 @@ class Engine:
         #: gradient history of history-based solvers (a GradientHistory), if any
         self.history: Any = None
         self._tickets: dict[Any, Ticket] = {}
+        self._specs: dict[Any, _Spec] = {}
         self._ac = as_completed([], loop=self.client.loop, with_results=True, raise_errors=False)
         self._ready: deque = deque()
-        self._round_futures: list = []
+        self._gathering: set = set()  # futures of synchronous rounds in flight
+        self._passes: set = set()  # futures of full passes (objective checks) in flight
+        self._closing = False
         self._n_keys = itertools.count()
         #: dask annotations every task gets (e.g. the ``distributed.span`` of the run);
         #: captured here because tasks are submitted from the client's event loop
@@ -164,34 +238,115 @@ class Engine:
         warm = self._avg_fixed or self._warm_n >= self.warmup_tasks
         return self.straggler, (self.avg_task_time if warm else 0.0)
 
-    def _launch(
-        self,
-        kernel: Callable,
-        partition: int,
-        ref: Any,
-        task_index: int,
-        kwargs: dict,
-        kind: str,
-        delay: tuple[Straggler | None, float] = (None, 0.0),
-        priority: int = 0,
-    ) -> Any:
-        """Submit one task on ``partition``'s block under a readable unique key, with the
-        run's dask annotations (its span)."""
+    def _launch(self, spec: _Spec) -> Any:
+        """Submit one task on ``spec.partition``'s block under a readable unique key, with
+        the run's dask annotations (its span)."""
+        spec.part = self._parts[spec.partition]
         with dask.annotate(**self.annotations) if self.annotations else nullcontext():
             return self.client.submit(
                 run_task,
-                kernel,
-                self._parts[partition],
-                ref,
-                partition=partition,
-                task_index=task_index,
+                spec.kernel,
+                spec.part,
+                spec.ref,
+                partition=spec.partition,
+                task_index=spec.task_index,
                 seed=self.seed,
-                straggler=delay[0],
-                avg_task_time=delay[1],
-                kwargs=kwargs,
-                key=self._key(kind, partition),
-                priority=priority,
+                straggler=spec.delay[0],
+                avg_task_time=spec.delay[1],
+                kwargs=spec.kwargs,
+                key=self._key(spec.kind, spec.partition),
+                priority=spec.priority,
             )
+
+    async def _repair(self, specs: Sequence[_Spec]) -> None:
+        """Tasks of ``specs`` were cancelled by the cluster: re-create what a dead worker
+        took with it (scattered data blocks, model versions) so they can run again."""
+
+        def damaged() -> bool:
+            return any(
+                _gone(s.part) or s.part is not self._parts[s.partition] or _gone(s.ref)
+                for s in specs
+            )
+
+        # the scheduler's notice about the lost block can trail the task's cancellation
+        for _ in range(40):
+            if damaged() or (hasattr(self.data, "lost") and self.data.lost()):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError(
+                "task(s) of partition(s) "
+                f"{sorted({s.partition for s in specs})} were cancelled outside daskasync"
+            )
+        self._n_repairs += 1
+        if self._n_repairs > self.max_recoveries:
+            raise RuntimeError(
+                f"gave up after repairing {self.max_recoveries} worker losses "
+                "(max_recoveries); the cluster keeps losing workers"
+            )
+        if hasattr(self.data, "lost") and self.data.lost():
+            await self.data._recover()
+            self._parts = list(self.data.parts)
+        fresh: dict[int, Any] = {}
+        for s in specs:
+            if _gone(s.ref):
+                if s.version not in fresh:
+                    fresh[s.version] = await self.broadcaster._recover(s.version)
+                s.ref = fresh[s.version]
+        self.n_relaunched += len(specs)
+
+    def _watch(self) -> None:
+        """About every ``watch_interval`` s, look for new workers in the background."""
+        if self.watch_interval is None or self.client.status != "running":
+            return
+        now = time.monotonic()
+        if now < self._next_watch or (self._spreading and not self._spreading.done()):
+            return
+        self._next_watch = now + self.watch_interval
+        self._spreading = asyncio.ensure_future(self._spread())
+
+    async def _spread(self) -> None:
+        """Copy a share of the blocks to workers that joined (see the class notes)."""
+        try:
+            sched = self.client.scheduler
+            ncores = await sched.ncores_running()
+            if not self.membership.new_workers(ncores) and self.membership.known == set(ncores):
+                return
+            parts = list(self._parts)
+            who_has = await sched.who_has(keys=[f.key for f in parts])
+            plan = self.membership.plan(ncores, [who_has.get(f.key, ()) for f in parts])
+            for worker, idx in plan.items():
+                await sched.replicate(keys=[parts[p].key for p in idx], n=1, workers=[worker])
+                self.n_spread += len(idx)
+                logger.info("copied blocks %s to the new worker %s", idx, worker)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a failed copy only costs throughput
+            logger.warning("could not copy blocks to new workers: %r", err)
+
+    async def _gather(self, specs: Sequence[_Spec], pool: set) -> list:
+        """Launch the tasks of ``specs`` and gather their results in order, repairing
+        worker losses; ``pool`` holds the futures while they are in flight."""
+        futs = [self._launch(s) for s in specs]
+        pool.update(futs)
+        try:
+            while True:
+                try:
+                    return await self.client.gather(futs)
+                except (FutureCancelledError, FuturesCancelledError):
+                    gone = [i for i, f in enumerate(futs) if f.status in _GONE]
+                    if not gone or self._closing:
+                        raise
+                    await self._repair([specs[i] for i in gone])
+                    for i in gone:
+                        pool.discard(futs[i])
+                        futs[i].release()
+                        futs[i] = self._launch(specs[i])
+                        pool.add(futs[i])
+        finally:
+            for f in futs:  # a traceback must not keep these tasks alive
+                pool.discard(f)
+                f.release()
 
     def _tickets_for(self, partitions: Sequence[int], version: int, kind: str, args: TaskArgs):
         """Record a ticket per partition and build its keyword arguments."""
@@ -226,6 +381,8 @@ class Engine:
         version: int = -1,
         kind: str = "grad",
     ) -> list[Ticket]:
+        self._closing = False
+        self._watch()
         if partitions is None:
             partitions = self.barrier.select(self.coordinator)
         if not partitions:
@@ -235,11 +392,16 @@ class Engine:
         delay = self._task_delay_args()
         tickets = []
         for ticket, kw in self._tickets_for(partitions, version, kind, args):
-            fut = self._launch(kernel, ticket.partition, ref, ticket.task_index, kw, kind, delay)
-            self._tickets[fut] = ticket
-            self._ac.add(fut)
+            spec = _Spec(kernel, ticket.partition, version, ref, ticket.task_index, kw, kind,
+                         delay)
+            self._track(self._launch(spec), ticket, spec)
             tickets.append(ticket)
         return tickets
+
+    def _track(self, fut: Any, ticket: Ticket, spec: _Spec) -> None:
+        self._tickets[fut] = ticket
+        self._specs[fut] = spec
+        self._ac.add(fut)
 
     def submit(
         self,
@@ -269,20 +431,28 @@ class Engine:
                 self._ready.extend(self._ac.next_batch(block=False))
             fut, res = self._ready.popleft()
             ticket = self._tickets.pop(fut, None)
-            if ticket is None:  # cancelled by us
+            spec = self._specs.pop(fut, None)
+            if ticket is None or spec is None:  # cancelled by us
                 continue
-            if fut.status in ("error", "cancelled"):
+            if fut.status in _GONE:
+                # a worker died with data this task needed: the same task runs again, and
+                # its ticket stays in flight (its result is applied once)
+                fut.release()
+                del fut, res
+                try:
+                    await self._repair([spec])
+                except BaseException:
+                    self.coordinator.cancel(ticket)
+                    raise
+                self._track(self._launch(spec), ticket, spec)
+                continue
+            if fut.status == "error":
                 self.coordinator.cancel(ticket)
-                status = fut.status
                 fut.release()  # the traceback must not keep the erred task alive
                 del fut
-                if status == "error":
-                    _typ, exc, tb = res
-                    del res
-                    raise exc.with_traceback(tb)
-                raise RuntimeError(
-                    f"task of partition {ticket.partition} was cancelled outside daskasync"
-                )
+                _typ, exc, tb = res
+                del res
+                raise exc.with_traceback(tb)
             value, meta = res
             return value, self._completed(ticket, meta, self.barrier.max_staleness)
 
@@ -313,27 +483,22 @@ class Engine:
         waits for all of them. Results come back in partition order."""
         if self._tickets:
             raise BarrierError("a synchronous round needs every partition free")
+        self._closing = False
+        self._watch()
         version = self.broadcaster._check(version)
         ref = await self.broadcaster._ref(version, uses=self.n_partitions)
         delay = self._task_delay_args()
-        co = self.coordinator
-        futs, tickets = [], []
+        specs, tickets = [], []
         for ticket, kw in self._tickets_for(range(self.n_partitions), version, "grad", args):
-            futs.append(self._launch(kernel, ticket.partition, ref, ticket.task_index, kw,
-                                     "grad", delay))
+            specs.append(_Spec(kernel, ticket.partition, version, ref, ticket.task_index, kw,
+                               "grad", delay))
             tickets.append(ticket)
-        self._round_futures = futs
         try:
-            results = await self.client.gather(futs)
+            results = await self._gather(specs, self._gathering)
         except BaseException:
             for ticket in tickets:
-                co.cancel(ticket)
-            for f in futs:  # the traceback must not keep these tasks alive
-                f.release()
-            futs.clear()
+                self.coordinator.cancel(ticket)
             raise
-        finally:
-            self._round_futures = []
         values = [value for value, _meta in results]
         attrs = [self._completed(t, meta) for t, (_v, meta) in zip(tickets, results, strict=True)]
         return values, attrs
@@ -344,15 +509,11 @@ class Engine:
 
     # -- full passes (objective, gradient) -------------------------------------------------
     async def _map_partitions(self, kernel: Callable, model: Any, kind: str, **kwargs) -> list:
-        futs = [
-            self._launch(kernel, p, model, 0, kwargs, kind, priority=10)
+        specs = [
+            _Spec(kernel, p, -1, model, 0, kwargs, kind, priority=10)
             for p in range(self.n_partitions)
         ]
-        try:
-            return [r[0] for r in await self.client.gather(futs)]
-        finally:
-            for f in futs:
-                f.release()
+        return [r[0] for r in await self._gather(specs, self._passes)]
 
     async def _evaluate(self, theta: np.ndarray, **kwargs) -> tuple[float, np.ndarray, int]:
         """Full-data loss sum and gradient sum at ``theta``."""
@@ -373,18 +534,28 @@ class Engine:
     # -- clean-up --------------------------------------------------------------------------
     async def _cancel_in_flight(self) -> None:
         """Cancel the tasks in flight (their results are never applied)."""
-        futs = list(self._tickets) + list(self._round_futures)
+        futs = list(self._tickets) + list(self._gathering)
         for ticket in self._tickets.values():
             self.coordinator.cancel(ticket)
         self._tickets.clear()
+        self._specs.clear()
         self._ready.clear()
         self._ac.clear()
-        self._round_futures = []
+        self._gathering.clear()
         if futs:
             await self.client.cancel(futs)
 
     async def _cancel(self) -> None:
+        """Everything: tasks in flight, full passes, the copy to new workers, and the
+        model versions on the cluster."""
+        self._closing = True
+        if self._spreading is not None and not self._spreading.done():
+            self._spreading.cancel()
         await self._cancel_in_flight()
+        passes = list(self._passes)
+        self._passes.clear()
+        if passes:
+            await self.client.cancel(passes)
         self.broadcaster.release()
 
     def cancel(self) -> None:

@@ -75,6 +75,7 @@ def minimize(
     tol: float | None = None,
     gtol: float | None = None,
     check_every: int | None = None,
+    target_objective: float | None = None,
     barrier: str | Barrier | Callable | None = None,
     beta: float = 0.93,
     tau: int | None = None,
@@ -134,7 +135,7 @@ def minimize(
         ``"constant"`` is SAGA's default. A callable gets ``t`` and returns the step.
     batch_fraction : float
         Fraction ``b`` of each partition's rows sampled by a task (on the worker, seeded).
-    max_updates, max_epochs, time_budget, tol, gtol, check_every
+    max_updates, max_epochs, time_budget, tol, gtol, check_every, target_objective
         Stopping criteria (see :class:`daskasync.StopCriteria`); default ``max_epochs=10``
         when none is given.
     barrier : str, Barrier or callable, optional
@@ -255,9 +256,11 @@ def minimize(
         schedule: Schedule = make_schedule(schedule_name, step_size)
     else:
         make_schedule(schedule_name, 1.0)  # validate the name now
-    if all(v is None for v in (max_updates, max_epochs, time_budget, tol, gtol)):
+    if all(v is None for v in (max_updates, max_epochs, time_budget, tol, gtol,
+                               target_objective)):
         max_epochs = 10.0
-    stop = StopCriteria(max_updates, max_epochs, time_budget, tol, gtol, check_every)
+    stop = StopCriteria(max_updates, max_epochs, time_budget, tol, gtol, check_every,
+                        target_objective)
     if spec.synchronous:
         if barrier not in (None, "sync"):
             raise ValueError(

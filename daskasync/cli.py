@@ -95,6 +95,32 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench.runner import run_benchmark
+
+    with cluster_client(args.scheduler, args.workers, args.threads) as client:
+        info = None if args.scheduler else {"workers": args.workers,
+                                            "threads_per_worker": args.threads}
+        run_benchmark(
+            client, data=args.data, synthetic=args.synthetic, n=args.n, d=args.d,
+            partitions=args.partitions, solvers=args.solvers, stragglers=args.stragglers,
+            straggler_c=args.straggler_c, straggler_form=args.straggler_form,
+            targets=args.targets, time_budget=args.time_budget, seeds=args.seeds,
+            repeats=args.repeats, lam=args.lam, loss=args.loss, tune=args.tune,
+            tune_seconds=args.tune_seconds, output=args.output, cache_dir=args.cache_dir,
+            overhead_updates=args.overhead_updates, workers_info=info,
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daskasync", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +141,43 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--output", help="write the results as JSON here")
     demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser(
+        "bench", help="straggler benchmark: daskasync's solvers and peers, same cluster",
+        description="Race sync/async SGD and SAGA and peer solvers (dask-glm, dask-ml, "
+        "scikit-learn) under ASYNC's straggler models; writes results.json, results.md and "
+        "suboptimality.png into --output.",
+    )
+    bench.add_argument("--scheduler", help="address of an existing scheduler (default: LocalCluster)")
+    bench.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    bench.add_argument("--threads", type=int, default=8, help="threads per worker")
+    bench.add_argument("--data", help="LIBSVM file with binary labels (default: synthetic)")
+    bench.add_argument("--synthetic", choices=("epsilon", "rcv1"), default="epsilon")
+    bench.add_argument("--n", type=int, default=100_000, help="synthetic rows")
+    bench.add_argument("--d", type=int, default=100, help="synthetic columns")
+    bench.add_argument("--partitions", type=int, default=32)
+    bench.add_argument("--solvers", nargs="+", default=["sgd", "asgd", "saga", "asaga"],
+                       help="sgd, asgd, saga, asaga (options as name[key=value,...]) and "
+                       "peers: dask-glm-lbfgs, dask-glm-gradient_descent, dask-glm-admm, "
+                       "dask-glm-proximal_grad, dask-ml-sgd, sklearn-saga, sklearn-lbfgs")
+    bench.add_argument("--stragglers", choices=("none", "intensity", "cloud"), default="none")
+    bench.add_argument("--straggler-c", type=float, default=1.0, help="intensity c")
+    bench.add_argument("--straggler-form", choices=("partition", "worker"), default="partition",
+                       help="inside daskasync's tasks, or on the workers (peers too)")
+    bench.add_argument("--targets", type=_floats, default=[1e-2, 1e-4],
+                       help="relative suboptimalities, comma separated")
+    bench.add_argument("--time-budget", type=float, default=60.0, help="seconds per run")
+    bench.add_argument("--seeds", type=_ints, default=[0], help="comma separated")
+    bench.add_argument("--repeats", type=int, default=1)
+    bench.add_argument("--lam", type=float, help="L2 strength (default 1/n)")
+    bench.add_argument("--loss", choices=("logistic", "squared"), default="logistic")
+    bench.add_argument("--tune", action="store_true",
+                       help="tune daskasync's steps on a short prefix (same grid for all)")
+    bench.add_argument("--tune-seconds", type=float, default=5.0)
+    bench.add_argument("--cache-dir", help="f* cache (default ~/.cache/daskasync)")
+    bench.add_argument("--overhead-updates", type=int, default=1000)
+    bench.add_argument("--output", default="bench-results")
+    bench.set_defaults(func=_bench)
     return parser
 
 

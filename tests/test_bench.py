@@ -1,26 +1,126 @@
-"""The overhead benchmark runs and reports what it measured (no timing assertions: these
-machines are shared and noisy; the numbers go to the benchmarks page)."""
+"""The benchmark command: spec parsing, traces, outputs, and an end-to-end run on the test
+cluster with daskasync solvers and peers under worker stragglers."""
 
 from __future__ import annotations
 
 import json
 
-from daskasync.bench import measure_overhead
-from daskasync.bench.overhead import main
+import numpy as np
+import pytest
+
+from daskasync.bench.runner import (
+    markdown_table,
+    parse_solver,
+    run_benchmark,
+    straggler_model,
+    time_to_target,
+)
+from daskasync.cli import main
+from daskasync.stragglers import Cloud, Intensity, NoStragglers
 
 
-def test_measure_overhead_reports_rates(client):
-    out = measure_overhead(client, n_updates=150, n_partitions=4, repeats=1)
-    for key in ("driver_updates_per_s", "raw_as_completed_per_s",
-                "raw_as_completed_no_fetch_per_s"):
-        assert out[key] > 0
-    assert out["ratio"] == out["driver_updates_per_s"] / out["raw_as_completed_per_s"]
-    assert len(out["samples"]["engine"]) == 1
+def test_solver_specs_are_parsed_with_typed_options():
+    s = parse_solver("asgd[barrier=quorum,beta=0.7,staleness_aware=true]")
+    assert (s.name, s.kind) == ("asgd", "daskasync")
+    assert s.options == {"barrier": "quorum", "beta": 0.7, "staleness_aware": True}
+    assert parse_solver("dask-ml-sgd[learning_rate=constant,eta0=0.1]").options == {
+        "learning_rate": "constant", "eta0": 0.1}
 
 
-def test_overhead_command_writes_json(tmp_path, capsys):
-    path = tmp_path / "overhead.json"
-    assert main(["--updates", "100", "--repeats", "1", "--partitions", "4",
-                 "--output", str(path)]) == 0
-    assert "updates/s" in capsys.readouterr().out
-    assert json.loads(path.read_text())["n_updates"] == 100
+@pytest.mark.parametrize("spec, match", [
+    ("adam", "unknown solver 'adam'"),
+    ("asgd[tau]", "not key=value"),
+    ("asgd[speed=3]", "'speed' of"),
+    ("asgd[[", "cannot parse"),
+])
+def test_bad_solver_specs_name_the_problem(spec, match):
+    with pytest.raises(ValueError, match=match):
+        parse_solver(spec)
+
+
+def test_straggler_models_per_partition_and_per_worker():
+    assert isinstance(straggler_model("none", form="worker", n_units=2), NoStragglers)
+    m = straggler_model("intensity", form="worker", n_units=2, c=0.6)
+    assert isinstance(m, Intensity) and m.delay(0, 3, 1.0) == 0.6 and m.delay(1, 3, 1.0) == 0
+    cloud = straggler_model("cloud", form="partition", n_units=32)
+    assert isinstance(cloud, Cloud) and cloud.long_tail == (24, 28)
+    for kw, match in [({"form": "nowhere"}, "straggler_form"), ({"c": -1.0}, "straggler_c")]:
+        with pytest.raises(ValueError, match=match):
+            straggler_model("intensity", **{"form": "worker", "n_units": 2, **kw})
+    with pytest.raises(ValueError, match="stragglers"):
+        straggler_model("solar", form="worker", n_units=2)
+
+
+def test_time_to_target_is_the_first_crossing():
+    trace = [[0.0, 1.0], [1.0, 0.05], [2.0, 0.2], [3.0, 0.001]]
+    assert time_to_target(trace, 0.1) == 1.0
+    assert time_to_target(trace, 0.01) == 3.0
+    assert time_to_target(trace, 1e-6) is None
+
+
+def test_bad_arguments_are_refused_before_any_work(client, tmp_path):
+    for kw, match in [
+        ({"targets": [2.0]}, "targets"),
+        ({"time_budget": 0}, "time_budget"),
+        ({"repeats": 0}, "repeats"),
+        ({"solvers": ["sgd", "sgd"]}, "listed twice"),
+        ({"data": str(tmp_path / "missing.svm")}, "no such file"),
+        ({"stragglers": "storm"}, "stragglers"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            run_benchmark(client, output=None, **kw)
+
+
+@pytest.mark.slow
+def test_a_small_benchmark_end_to_end(client, tmp_path):
+    out = tmp_path / "out"
+    kw = dict(
+        synthetic="epsilon", n=6000, d=20, partitions=4,
+        solvers=["sgd", "asgd", "saga", "asaga[barrier=bounded,tau=6]", "dask-glm-lbfgs",
+                 "dask-ml-sgd", "sklearn-lbfgs"],
+        stragglers="intensity", straggler_c=1.0, straggler_form="worker",
+        targets=[1e-1, 1e-3], time_budget=2.0, seeds=[0], repeats=1, lam=1e-3,
+        cache_dir=tmp_path / "cache", overhead_updates=200, progress=False,
+    )
+    res = run_benchmark(client, output=out, **kw)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["f_star"] == res["f_star"] and res["f_star_info"]["cached"] is False
+    assert set(saved["dataset"]) >= {"name", "n", "d", "nnz"} and saved["dataset"]["n"] == 6000
+    assert saved["cluster"]["partitions"] == 4 and saved["cluster"]["workers"] == 2
+    assert saved["stragglers"]["model"] == "intensity" and saved["stragglers"]["c"] == 1.0
+    assert set(saved["overhead"]) >= {"driver_updates_per_s", "raw_as_completed_per_s"}
+    assert set(saved["solvers"]) == set(kw["solvers"])
+    for name, r in saved["solvers"].items():
+        assert set(r) >= {"time_to_target_s", "final_rel_subopt", "updates", "mean_staleness",
+                          "dropped", "step_size", "trace"}, name
+        assert set(r["time_to_target_s"]) == {"0.1", "0.001"}
+        t = np.array(r["trace"])[:, 0]
+        assert np.all(np.diff(t) >= 0), name
+        # every worker-straggler run held worker 0's threads for about as long as its tasks
+        inj = r["injected_delay"]
+        assert sum(v["delay_s"] for v in inj.values()) > 0, name
+    # the lbfgs peers solve this small problem to the tightest target within the budget
+    assert saved["solvers"]["dask-glm-lbfgs"]["time_to_target_s"]["0.001"] is not None
+    assert saved["solvers"]["asgd"]["mean_staleness"] > 0
+    assert saved["solvers"]["sgd"]["mean_staleness"] == 0
+    assert set(saved["ratios"]) == {"sgd / asgd", "saga / asaga[barrier=bounded,tau=6]"}
+    assert (out / "suboptimality.png").stat().st_size > 10_000
+    table = (out / "results.md").read_text()
+    assert table == markdown_table(saved) and "| dask-ml-sgd |" in table
+    # f* comes from the cache the second time
+    again = run_benchmark(client, output=None, **{**kw, "solvers": ["asgd"],
+                                                  "overhead_updates": 0})
+    assert again["f_star_info"]["cached"] is True and again["f_star"] == res["f_star"]
+
+
+@pytest.mark.slow
+def test_the_bench_command_on_an_existing_scheduler(client, tmp_path, capsys):
+    rc = main(["bench", "--scheduler", client.scheduler.address, "--n", "3000", "--d", "10",
+               "--partitions", "4", "--solvers", "asgd", "sklearn-saga", "--time-budget", "1",
+               "--targets", "0.1", "--overhead-updates", "0", "--cache-dir",
+               str(tmp_path / "c"), "--output", str(tmp_path / "o")])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "asgd" in printed and "sklearn-saga" in printed
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert saved["overhead"] is None and set(saved["solvers"]) == {"asgd", "sklearn-saga"}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import daskasync
 from daskasync.losses import LOSSES, LogisticLoss, SquaredLoss, get_loss
 from daskasync.penalties import L1, L2, ElasticNet, NoPenalty, make_penalty
 from daskasync.schedules import constant, inv_sqrt, make_schedule
@@ -761,3 +762,17 @@ def test_stop_criteria_wrong_type(name, value):
     kw = {name: value, "max_epochs": 1.0} if name != "max_epochs" else {name: value}
     with pytest.raises(TypeError, match=name):
         StopCriteria(**kw)
+
+
+def test_target_objective_stops_the_run_once_a_check_reaches_it(client):
+    data = daskasync.PartitionedData.synthetic(n=4000, d=10, n_partitions=4, seed=5,
+                                               client=client)
+    first = daskasync.minimize(data, solver="asgd", max_epochs=3, lam=1e-2)
+    target = first.objective * 1.05  # reached within the first epochs
+    res = daskasync.minimize(data, solver="asgd", max_epochs=200, lam=1e-2,
+                             target_objective=target)
+    assert res.stop_reason == "target_objective" and res.converged
+    assert res.epochs < 200
+    with pytest.raises(ValueError, match="target_objective"):
+        daskasync.minimize(data, solver="asgd", target_objective=float("nan"))
+    data.release()

@@ -132,6 +132,9 @@ class StopCriteria:
         Stop when the sup-norm of the full (proximal) gradient is below ``gtol``.
     check_every : int, optional
         Updates between two full-data checks for ``tol``/``gtol`` (default: P).
+    target_objective : float, optional
+        Stop when a full-data check finds the objective at or below this value (for
+        example ``f* * (1 + 1e-4)`` to stop at a relative suboptimality of ``1e-4``).
     """
 
     max_updates: int | None = None
@@ -140,6 +143,7 @@ class StopCriteria:
     tol: float | None = None
     gtol: float | None = None
     check_every: int | None = None
+    target_objective: float | None = None
 
     def __post_init__(self) -> None:
         _positive("max_updates", self.max_updates, numbers.Integral)
@@ -148,11 +152,20 @@ class StopCriteria:
         _positive("tol", self.tol)
         _positive("gtol", self.gtol)
         _positive("check_every", self.check_every, numbers.Integral)
+        if self.target_objective is not None and (
+            isinstance(self.target_objective, bool)
+            or not isinstance(self.target_objective, numbers.Real)
+            or not math.isfinite(self.target_objective)
+        ):
+            raise ValueError(
+                f"target_objective: must be a finite number, got {self.target_objective!r}"
+            )
         if not any(
             v is not None for v in (self.max_updates, self.max_epochs, self.time_budget)
-        ) and self.tol is None and self.gtol is None:
+        ) and self.tol is None and self.gtol is None and self.target_objective is None:
             raise ValueError(
-                "stopping: give at least one of max_updates, max_epochs, time_budget, tol, gtol"
+                "stopping: give at least one of max_updates, max_epochs, time_budget, tol, "
+                "gtol, target_objective"
             )
 
 
@@ -287,7 +300,10 @@ class Monitor:
             self.stop_reason = "max_epochs"
         elif s.time_budget is not None and self.elapsed >= s.time_budget:
             self.stop_reason = "time_budget"
-        elif (s.tol is not None or s.gtol is not None or self.watch) and self.engine is not None:
+        elif (
+            s.tol is not None or s.gtol is not None or s.target_objective is not None
+            or self.watch
+        ) and self.engine is not None:
             self._maybe_check(theta)
         if self.progress is not None:
             ms = self.engine.coordinator.mean_recent_staleness if self.engine else 0.0
@@ -334,7 +350,9 @@ class Monitor:
         self._known_obj[self._pending_idx] = f
         self.checked.append(f)
         s = self.stop
-        if s.gtol is not None and self.problem.optimality(grad_sum, self._pending_theta) <= s.gtol:
+        if s.target_objective is not None and f <= s.target_objective:
+            self.stop_reason = "target_objective"
+        elif s.gtol is not None and self.problem.optimality(grad_sum, self._pending_theta) <= s.gtol:
             self.stop_reason = "gtol"
         elif (
             s.tol is not None
@@ -420,7 +438,7 @@ class Monitor:
             ],
             dropped=co.n_dropped,
             stop_reason=self.stop_reason or "stopped",
-            converged=self.stop_reason in ("tol", "gtol"),
+            converged=self.stop_reason in ("tol", "gtol", "target_objective"),
             theta=theta.copy(),
             grad_norm=p.optimality(grad_sum, theta),
             step_size=self.last_step,

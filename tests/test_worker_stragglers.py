@@ -1,0 +1,205 @@
+"""Per-worker stragglers on a real cluster (the session ``client``: 2 workers x 2 threads).
+
+Timing assertions are one-sided where they can be (a held thread can only make things slower) and
+generous otherwise; the exact checks are on the injected-delay counters."""
+
+from __future__ import annotations
+
+import operator
+import statistics
+import time
+import uuid
+
+import pytest
+from distributed import get_task_stream, get_worker, wait
+
+from daskasync.bench.worker_stragglers import (
+    StragglerThreadPoolExecutor,
+    slow_workers,
+    straggler_stats,
+    worker_indices,
+)
+from daskasync.stragglers import Cloud, DelayFunction, Intensity
+
+NAME = "test-worker-stragglers"
+
+
+def _submit(client, fn, *args, worker, n=1):
+    return [
+        client.submit(fn, *args, key=f"test-wstrag-{uuid.uuid4().hex}", workers=[worker],
+                      allow_other_workers=False, pure=False)
+        for _ in range(n)
+    ]
+
+
+def _executors(client):
+    return client.run(lambda dask_worker: id(dask_worker.executors["default"]))
+
+
+def _plugin_registered(client, name=NAME):
+    return client.run_on_scheduler(lambda dask_scheduler: name in dask_scheduler.worker_plugins)
+
+
+def _compute_durations(task_stream, keys):
+    out = []
+    for rec in task_stream.data:
+        if rec["key"] in keys:
+            out += [s["stop"] - s["start"] for s in rec["startstops"] if s["action"] == "compute"]
+    return out
+
+
+def test_intensity_slows_worker_zero_only(client):
+    w0, w1 = sorted(client.nthreads())
+    assert worker_indices(client) == {w0: 0, w1: 1}
+    with slow_workers(client, Intensity(c=1.0), name=NAME) as slow:
+        assert slow.indices == {w0: 0, w1: 1} and slow.workers == [w0, w1]
+        names = client.run(lambda dask_worker: type(dask_worker.executors["default"]).__name__)
+        assert set(names.values()) == {"StragglerThreadPoolExecutor"}
+        # tasks still run with the worker's context (distributed's thread-pool path)
+        [where] = _submit(client, lambda: get_worker().address, worker=w0)
+        assert where.result() == w0
+        # 4 tasks of 0.1 s per worker, 2 threads each: 2 rounds; worker 0 holds each thread
+        # another 0.1 s
+        with get_task_stream(client) as ts:
+            t0 = time.perf_counter()
+            f0 = _submit(client, time.sleep, 0.1, worker=w0, n=4)
+            f1 = _submit(client, time.sleep, 0.1, worker=w1, n=4)
+            wait(f1)
+            t1 = time.perf_counter() - t0
+            wait(f0)
+            t0 = time.perf_counter() - t0
+        stats = slow.stats()
+    assert t0 >= 0.38  # the threads were really held: 2 rounds x (0.1 + 0.1) s
+    assert t0 < 0.75  # ... in parallel on both threads (serial would be 0.8 s)
+    assert t0 > t1 + 0.1
+    d0 = _compute_durations(ts, {f.key for f in f0})
+    d1 = _compute_durations(ts, {f.key for f in f1})
+    assert len(d0) == len(d1) == 4
+    assert 1.6 <= statistics.median(d0) / statistics.median(d1) <= 3.0
+
+    s0, s1 = stats[w0], stats[w1]
+    assert (s0["index"], s0["tasks"], s0["slowed"], s0["errors"]) == (0, 5, 5, 0)
+    assert (s1["index"], s1["tasks"], s1["slowed"], s1["delay_s"]) == (1, 4, 0, 0.0)
+    assert s0["planned_s"] == pytest.approx(s0["task_s"])  # c = 1: delay = own time
+    assert 0.4 <= s0["task_s"] < 0.9
+    assert s0["planned_s"] <= s0["delay_s"] <= 1.5 * s0["planned_s"]
+    assert slow.final_stats[w0]["tasks"] == 5
+
+
+def test_exit_restores_executors_and_speed(client):
+    w0, _ = sorted(client.nthreads())
+    before = _executors(client)
+    with slow_workers(client, Intensity(c=1.0), name=NAME) as slow:
+        during = _executors(client)
+        assert all(during[w] != before[w] for w in before)
+        assert _plugin_registered(client)
+    assert not slow.active
+    assert _executors(client) == before
+    assert not _plugin_registered(client)
+    assert client.run(lambda dask_worker: NAME in dask_worker.plugins) == dict.fromkeys(before,
+                                                                                         False)
+    assert straggler_stats(client, NAME) == {}
+    with get_task_stream(client) as ts:
+        futs = _submit(client, time.sleep, 0.1, worker=w0, n=2)
+        wait(futs)
+    durations = _compute_durations(ts, {f.key for f in futs})
+    assert len(durations) == 2 and max(durations) < 0.17
+    assert slow.remove() == slow.final_stats  # idempotent
+
+
+def test_exit_cuts_a_delay_in_progress_short(client):
+    w0, _ = sorted(client.nthreads())
+    t0 = time.perf_counter()
+    with slow_workers(client, Intensity(c=10.0), workers=[w0], name=NAME) as slow:
+        [fut] = _submit(client, time.sleep, 0.1, worker=w0)  # then a 1 s delay
+        time.sleep(0.3)
+    fut.result()
+    assert time.perf_counter() - t0 < 0.9
+    assert slow.final_stats[w0]["tasks"] == 0  # still held when the counters were read
+
+
+def test_cloud_delays_are_a_pure_function_of_index_count_and_time(client):
+    w0, w1 = sorted(client.nthreads())
+    # worker 0 a normal straggler (c in [1.5, 2.5)), worker 1 long-tail (c in [2.5, 10))
+    model = Cloud(n_partitions=2, stride=1, tail_fraction=0.5, seed=3)
+    assert (model.stragglers, model.long_tail) == ((0,), (1,))
+    with slow_workers(client, model, name=NAME) as slow:
+        futs = [f for w in (w0, w1) for f in _submit(client, time.sleep, 0.005, worker=w, n=5)]
+        wait(futs)
+        stats = slow.stats(records=True)
+    for w, (lo, hi) in ((w0, (1.5, 2.5)), (w1, (2.5, 10.0))):
+        s = stats[w]
+        assert (s["tasks"], s["slowed"], s["errors"]) == (5, 5, 0)
+        assert sorted(k for k, *_ in s["records"]) == list(range(5))
+        for k, t, planned, held in s["records"]:
+            assert planned == model.delay(s["index"], k, t)
+            assert lo * t <= planned < hi * t
+            assert held >= planned
+        assert s["planned_s"] == pytest.approx(sum(r[2] for r in s["records"]))
+
+
+def test_tiny_tasks_get_tiny_delays(client):
+    w0, _ = sorted(client.nthreads())
+    with slow_workers(client, Intensity(c=1.0), workers=[w0], name=NAME) as slow:
+        futs = _submit(client, operator.add, 1, 2, worker=w0, n=40)
+        assert client.gather(futs) == [3] * 40
+        s = slow.stats(records=True)[w0]
+    assert s["tasks"] == 40
+    assert max(planned for _, _, planned, _ in s["records"]) < 0.005
+    assert s["delay_s"] >= s["planned_s"]
+    assert s["delay_s"] < 0.02  # busy-waited: no timer overshoot of ~0.1 ms per task
+
+
+def test_explicit_indices_and_plugin_only_on_chosen_workers(client):
+    w0, w1 = sorted(client.nthreads())
+    before = _executors(client)
+    with slow_workers(client, Intensity(c=1.0), workers=[w1], indices={w1: 0, w0: 1},
+                      name=NAME) as slow:
+        during = _executors(client)
+        assert during[w0] == before[w0] and during[w1] != before[w1]
+        wait(_submit(client, time.sleep, 0.02, worker=w1) + _submit(client, time.sleep, 0.02,
+                                                                     worker=w0))
+        stats = slow.stats()
+    assert list(stats) == [w1]
+    assert (stats[w1]["index"], stats[w1]["slowed"]) == (0, 1)
+
+
+def test_validation_registers_nothing(client):
+    w0, _ = sorted(client.nthreads())
+    before = _executors(client)
+    with pytest.raises(TypeError, match="model"):
+        slow_workers(client, lambda p, k, t: 0.0, name=NAME)
+    with pytest.raises(ValueError, match="unknown worker"):
+        slow_workers(client, Intensity(), workers=[w0, "tcp://10.0.0.1:1"], name=NAME)
+    with pytest.raises(ValueError, match="workers"):
+        slow_workers(client, Intensity(), workers=[], name=NAME)
+    with pytest.raises(ValueError, match="workers"):
+        slow_workers(client, Intensity(), workers=w0, name=NAME)
+    with pytest.raises(ValueError, match="indices"):
+        slow_workers(client, Intensity(), indices={"tcp://10.0.0.1:1": 0}, name=NAME)
+    with pytest.raises(ValueError, match="indices"):
+        slow_workers(client, Intensity(), workers=[w0], indices={w0: -1}, name=NAME)
+    assert not _plugin_registered(client)
+    assert _executors(client) == before
+    with slow_workers(client, Intensity(), name=NAME):
+        with pytest.raises(ValueError, match="already registered"):
+            slow_workers(client, Intensity(), name=NAME)
+        assert _plugin_registered(client)
+    assert _executors(client) == before
+
+
+def test_executor_counts_model_errors_as_no_delay():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def bad(p, k, t):
+        if k == 0:
+            raise RuntimeError("boom")
+        return float("nan") if k == 1 else -1.0
+
+    with ThreadPoolExecutor(1) as pool:
+        ex = StragglerThreadPoolExecutor(pool, DelayFunction(bad), 0)
+        assert [ex.submit(operator.add, k, 1).result() for k in range(3)] == [1, 2, 3]
+        with pytest.raises(ZeroDivisionError):
+            ex.submit(operator.truediv, 1, 0).result()
+        s = ex.stats()
+    assert (s["tasks"], s["slowed"], s["errors"], s["delay_s"]) == (4, 0, 2, 0.0)

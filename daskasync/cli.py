@@ -117,6 +117,7 @@ def _bench(args: argparse.Namespace) -> int:
             repeats=args.repeats, lam=args.lam, loss=args.loss, tune=args.tune,
             tune_seconds=args.tune_seconds, output=args.output, cache_dir=args.cache_dir,
             overhead_updates=args.overhead_updates, workers_info=info,
+            **({"tune_grid": args.tune_grid} if args.tune_grid else {}),
         )
     return 0
 
@@ -174,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--tune", action="store_true",
                        help="tune daskasync's steps on a short prefix (same grid for all)")
     bench.add_argument("--tune-seconds", type=float, default=5.0)
+    bench.add_argument("--tune-grid", type=_floats,
+                       help="multiples of the default step to try (default 0.25,1,4,16,64,256)")
     bench.add_argument("--cache-dir", help="f* cache (default ~/.cache/daskasync)")
     bench.add_argument("--overhead-updates", type=int, default=1000)
     bench.add_argument("--output", default="bench-results")

@@ -124,3 +124,15 @@ def test_the_bench_command_on_an_existing_scheduler(client, tmp_path, capsys):
     assert "asgd" in printed and "sklearn-saga" in printed
     saved = json.loads((tmp_path / "o" / "results.json").read_text())
     assert saved["overhead"] is None and set(saved["solvers"]) == {"asgd", "sklearn-saga"}
+
+
+def test_driver_cost_is_measured_for_each_n(client):
+    from daskasync.bench.scaling import driver_cost_vs_n
+
+    rows = driver_cost_vs_n(client, ns=(2000, 20000), d=50, n_partitions=4, batch_rows=16,
+                            n_updates=100)
+    assert [r["n"] for r in rows] == [2000, 20000]
+    for r in rows:
+        assert r["updates"] == 100 and r["driver_cpu_us_per_update"] > 0
+        assert r["batch_fraction"] == 16 * 4 / r["n"]
+    assert rows[1]["history_bytes"] > rows[0]["history_bytes"]  # one scalar per sample

@@ -1,5 +1,7 @@
-"""Benchmarks: driver overhead (and, later, the straggler experiments against peers)."""
+"""Benchmarks: the straggler benchmark against peers (``daskasync bench``), the driver
+overhead, and the soak run."""
 
 from .overhead import measure_overhead
+from .runner import run_benchmark
 
-__all__ = ["measure_overhead"]
+__all__ = ["measure_overhead", "run_benchmark"]

@@ -59,7 +59,7 @@ SOLVER_OPTIONS = (
 )
 STRAGGLER_MODELS = ("none", "intensity", "cloud")
 STRAGGLER_FORMS = ("partition", "worker")
-TUNE_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
+TUNE_GRID = (0.25, 1.0, 4.0, 16.0, 64.0, 256.0)
 
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\[(.*)\])?\s*$")
 

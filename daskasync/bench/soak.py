@@ -5,7 +5,11 @@ of tasks the scheduler holds and the futures the client holds, against the updat
 The report compares RSS after a warm-up with RSS at the end, and gives the largest task
 count seen and the futures left after the run.
 
-Run ``python -m daskasync.bench.soak`` (starts a LocalCluster) or pass ``--scheduler``.
+Run ``python -m daskasync.bench.soak`` or pass ``--scheduler``. By default the scheduler and
+workers run in their own processes (``distributed.deploy.subprocess.SubprocessCluster``), as on
+a real cluster, so the driver's RSS is the driver's alone; ``--in-process-scheduler`` uses a
+``LocalCluster``, whose scheduler lives in the driver process and adds its own bookkeeping
+(bounded logs, message buffers) to the driver's memory.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import argparse
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -51,7 +57,7 @@ def soak(
     data = daskasync.PartitionedData.synthetic(
         n=20_000, d=20, n_partitions=n_partitions, seed=0, client=client
     )
-    futures_before = len(client.futures)
+    data_keys = {f.key for f in data.parts}
     progress = {"updates": 0}
     samples: list[tuple[float, int, int, int, int]] = []
     stop = threading.Event()
@@ -77,7 +83,13 @@ def soak(
     finally:
         stop.set()
         watcher.join()
-    futures_after = len(client.futures) - futures_before
+    deadline = time.monotonic() + 5.0  # releases reach the client's table asynchronously
+    while True:
+        leftover = [k for k in list(client.futures) if k not in data_keys]
+        if not leftover or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    futures_after = len(leftover)
     data.release()
     arr = np.array(samples, dtype=float).reshape(-1, 5)
     warm = arr[arr[:, 1] >= warmup * n_updates]
@@ -99,6 +111,16 @@ def soak(
     }
 
 
+@contextmanager
+def _subprocess_client(workers: int, threads: int) -> Iterator[Client]:
+    from distributed.deploy.subprocess import SubprocessCluster
+
+    with SubprocessCluster(host="127.0.0.1", n_workers=workers, threads_per_worker=threads,
+                           dashboard_address=":0") as cluster, Client(cluster) as client:
+        client.wait_for_workers(workers, timeout=120)
+        yield client
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..cli import cluster_client
 
@@ -109,10 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--updates", type=int, default=100_000)
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--solver", default="asaga")
+    p.add_argument("--in-process-scheduler", action="store_true")
     p.add_argument("--output")
     a = p.parse_args(argv)
-    with cluster_client(a.scheduler, a.workers, a.threads) as client:
+    if a.scheduler or a.in_process_scheduler:
+        context = cluster_client(a.scheduler, a.workers, a.threads)
+    else:
+        context = _subprocess_client(a.workers, a.threads)
+    with context as client:
         out = soak(client, n_updates=a.updates, n_partitions=a.partitions, solver=a.solver)
+    out["scheduler"] = ("address" if a.scheduler else
+                        "in the driver process" if a.in_process_scheduler else "own process")
     mib = 1 << 20
     print(
         f"{a.solver}: {out['n_updates']} updates in {out['wall_time_s']:.0f} s "

@@ -239,7 +239,7 @@ def _run_daskasync(
         opts["step_size"] = step_size
     res = daskasync.minimize(
         data, solver=spec.name, loss=loss, penalty="l2", lam=lam, time_budget=budget,
-        record_interval=max(budget / 80.0, 0.05), seed=seed,
+        record_interval=max(budget / 200.0, 0.05), seed=seed,
         stragglers=straggler, target_objective=(
             None if target is None else f_star + target * abs(f_star)
         ),

@@ -13,7 +13,8 @@ import pytest
 from conftest import assert_no_tasks
 
 _CHILD = r"""
-import json, sys
+import faulthandler, json, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 import numpy as np
 from distributed import Client
 import daskasync
@@ -67,7 +68,14 @@ def test_ctrl_c_during_fit_keeps_the_fitted_estimator(client, solver, tmp_path):
         time.sleep(1.5)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=45)
+        try:
+            out, err = proc.communicate(timeout=45)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # the child prints every thread's stack
+            time.sleep(2)
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"the child hung after SIGINT; its threads:\n{err[-20000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()

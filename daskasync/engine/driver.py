@@ -310,7 +310,8 @@ class Engine:
         try:
             sched = self.client.scheduler
             ncores = await sched.ncores_running()
-            if not self.membership.new_workers(ncores) and self.membership.known == set(ncores):
+            if self.membership.known is None or self.membership.known == set(ncores):
+                self.membership.new_workers(ncores)  # the first look only records them
                 return
             parts = list(self._parts)
             who_has = await sched.who_has(keys=[f.key for f in parts])

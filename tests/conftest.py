@@ -122,15 +122,18 @@ class ProcessCluster:
         self.workers[name].wait(timeout=30)
 
     def close(self) -> None:
-        procs = [*self.workers.values(), self.scheduler]
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        """Workers first, then the scheduler (a worker whose scheduler vanished under it
+        can sit in its reconnect loop for 20 s); SIGKILL whatever has not exited in 5 s."""
+        for group in (list(self.workers.values()), [self.scheduler]):
+            for p in group:
+                if p.poll() is None:
+                    p.terminate()
+            for p in group:
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=30)
 
 
 @pytest.fixture

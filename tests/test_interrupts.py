@@ -49,11 +49,6 @@ with Client(address) as client:
 """
 
 
-@pytest.mark.xfail(
-    reason="open (issue 6): passes on a fresh cluster, but in the full-suite order (after "
-    "tests/test_estimators.py used the same cluster) the child hangs after SIGINT",
-    strict=False,
-)
 @pytest.mark.parametrize("solver", ["asaga", "saga", "sgd"])
 def test_ctrl_c_during_fit_keeps_the_fitted_estimator(client, solver, tmp_path):
     """A user's process (here a child process on the test cluster) gets SIGINT mid-fit, as

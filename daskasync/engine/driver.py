@@ -586,6 +586,10 @@ class Engine:
         )
 
 
+#: seconds each step of the clean-up after an error or Ctrl-C may take
+ABORT_TIMEOUT = 10.0
+
+
 def run_sync(engine: Engine, coro_fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """Run ``coro_fn(*args, **kwargs)`` on the client's loop; on any error or interrupt
     (``KeyboardInterrupt``) cancel the engine's outstanding work before re-raising."""
@@ -605,17 +609,17 @@ def run_sync(engine: Engine, coro_fn: Callable, *args: Any, **kwargs: Any) -> An
             task = holder.get("task")
             if task is not None and not task.done():
                 task.cancel()
-                try:
-                    await task
-                except BaseException:  # noqa: BLE001 - we are cleaning up
-                    pass
-            await engine._cancel()
+                # bounded: the clean-up below must run even if the run does not unwind
+                await asyncio.wait({task}, timeout=ABORT_TIMEOUT)
+            # bounded too: an unresponsive scheduler must not turn Ctrl-C into a hang (the
+            # futures are dropped from the engine first, so the client releases them anyway)
+            await asyncio.wait_for(engine._cancel(), ABORT_TIMEOUT)
 
         if client.status not in ("closed", "closing"):
             try:
-                client.sync(_abort)
+                client.sync(_abort, callback_timeout=3 * ABORT_TIMEOUT)
             except Exception:  # noqa: BLE001 - the original error matters more
-                pass
+                logger.warning("clean-up after an interrupted run did not finish", exc_info=True)
         raise
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "eval_kernel",
     "objectives_kernel",
     "row_norm_kernel",
+    "row_norm_stats_kernel",
 ]
 
 _SAMPLE_STREAM = 0x5A3
@@ -161,12 +162,27 @@ def objectives_kernel(block, thetas: np.ndarray, *, loss: Loss, fit_intercept: b
     return out
 
 
+def _sq_row_norms(X: Any) -> np.ndarray:
+    if sp.issparse(X):
+        return np.asarray(X.multiply(X).sum(axis=1)).ravel()
+    return np.einsum("ij,ij->i", X, X)
+
+
 def row_norm_kernel(block, _model: Any = None, **_: Any) -> float:
     """Largest squared row norm of the partition (for Lipschitz-based step sizes)."""
-    X, _y = block
-    if sp.issparse(X):
-        sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-    else:
-        sq = np.einsum("ij,ij->i", X, X)
+    sq = _sq_row_norms(block[0])
     return float(sq.max()) if len(sq) else 0.0
+
+
+def row_norm_stats_kernel(block, _model: Any = None, **_: Any) -> tuple[float, float, int]:
+    """``(largest, sum, count)`` of the partition's squared row norms.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> row_norm_stats_kernel((np.array([[3.0, 0.0], [1.0, 1.0]]), np.zeros(2)))
+    (9.0, 11.0, 2)
+    """
+    sq = _sq_row_norms(block[0])
+    return (float(sq.max()) if len(sq) else 0.0, float(sq.sum()), len(sq))
 

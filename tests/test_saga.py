@@ -103,10 +103,38 @@ def test_staleness_aware_asaga_converges(client4):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
+    "name, epochs, coef_rtol",
+    [("w8a.xz", 60, 1e-6), ("a9a.xz", 260, 1e-5)],
+)
+def test_saga_with_momentum_reaches_1e_8_and_sklearns_coefficients(client4, name, epochs,
+                                                                  coef_rtol):
+    """Logistic + L2, lambda = 1/n, 4 partitions on 4 workers: synchronous SAGA with
+    momentum 0.8 (passes over a quarter of each partition, combined by the multiplier
+    search) reaches 1e-8 relative suboptimality and scikit-learn's saga coefficients
+    (fitted to tol 1e-8, itself within 2e-7 of the optimum). Without momentum the same
+    epochs leave w8a at 4e-5."""
+    X, y = da.load_libsvm(shared_data(name))
+    n = X.shape[0]
+    _, f_star = reference_solution(X, y, "logistic", L2(1.0 / n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = LogisticRegression(solver="saga", C=1.0, fit_intercept=False, tol=1e-8,
+                                max_iter=100_000).fit(X, y)
+    data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
+    res = da.minimize(data, solver="saga", lam=1.0 / n, batch_fraction=0.25, momentum=0.8,
+                      max_epochs=epochs, record_interval=0.5)
+    rel = (res.history_array("objective") - f_star) / (np.log(2) - f_star)
+    assert rel.min() <= 1e-8, f"{rel.min():.2e}"
+    ref = sk.coef_.ravel()
+    err = np.linalg.norm(res.coef - ref) / np.linalg.norm(ref)
+    assert err < coef_rtol, f"{err:.2e}"
+    data.release()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
     "name, solver, fraction, combine, epochs, reached",
     [
-        ("a9a.xz", "saga", 0.25, None, 300, 1e-8),
-        ("w8a.xz", "saga", 0.25, None, 200, 1e-8),
         ("a9a.xz", "asaga", 1.0, None, 200, 3e-6),
         ("w8a.xz", "asaga", 1.0, "adaptive", 400, 1e-6),
     ],

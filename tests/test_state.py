@@ -20,9 +20,11 @@ def data(client):
     d.release()
 
 
-@pytest.mark.parametrize("solver", ["sgd", "saga"])
-def test_continuing_a_sync_run_equals_one_longer_run(client, data, solver, tmp_path):
+@pytest.mark.parametrize("solver, momentum", [("sgd", 0.0), ("saga", 0.0), ("saga", 0.8)])
+def test_continuing_a_sync_run_equals_one_longer_run(client, data, solver, momentum, tmp_path):
     kw = {"solver": solver, "batch_fraction": 0.25, "fit_intercept": True}
+    if momentum:  # the velocity travels in the state file too
+        kw["momentum"] = momentum
     longer = da.minimize(data, max_epochs=6, **kw)
     first = da.minimize(data, max_epochs=3, **kw)
     path = tmp_path / "state.npz"

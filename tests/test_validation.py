@@ -67,6 +67,10 @@ BAD = [
                                                              {}))}, ValueError, "loss"),
     ({"record_every": 0}, ValueError, "record_every"),
     ({"staleness_aware": "yes"}, TypeError, "staleness_aware"),
+    ({"solver": "saga", "momentum": 1.0}, ValueError, "momentum"),
+    ({"solver": "saga", "momentum": "heavy"}, TypeError, "momentum"),
+    ({"solver": "asaga", "momentum": 0.5}, ValueError, "momentum"),
+    ({"solver": "saga", "penalty": "l1", "momentum": 0.5}, ValueError, "momentum"),
 ]
 
 

@@ -96,6 +96,8 @@ async def run_saga(
     staleness_aware: bool = False,
     combine: float | str | None = None,
     eta0: float = 1.0,
+    momentum: float = 0.0,
+    velocity0: np.ndarray | None = None,
 ) -> np.ndarray:
     """Synchronous SAGA: every round all partitions compute on the same version behind a
     gather barrier. ``inner="batch"``: one step with the summed history-corrected gradient
@@ -109,7 +111,11 @@ async def run_saga(
     pass over the three candidates. Averaging advances about one partition's worth of
     steps per round; on ill-conditioned problems, where the passes agree on the slow
     directions, the search recovers the other partitions' progress (``eta`` near ``P`` or
-    above), and where they disagree it stays at the average (``eta = 1``)."""
+    above), and where they disagree it stays at the average (``eta = 1``).
+
+    ``momentum`` ``beta`` (heavy ball, Polyak 1964): each round starts from
+    ``theta + beta (theta - theta_prev)`` and applies the round's update (searched from that
+    point) there; ``velocity0`` is ``theta - theta_prev`` of a run being continued."""
     P = engine.n_partitions
     search = combine == "search" and inner == "sequential" and not problem.penalty.has_prox
     weight = 1.0 / P if combine is None or isinstance(combine, str) else float(combine)
@@ -117,10 +123,16 @@ async def run_saga(
     n = problem.n
     step0 = schedule(0)
     tasks = SagaTasks(engine, problem, history, fraction, inner, step0)
+    velocity = np.zeros_like(theta)
+    if velocity0 is not None:
+        velocity[...] = np.reshape(velocity0, theta.shape)
     engine.publish(theta)
     monitor.record(theta, force=True)
     while True:
         values, attrs = await engine._round(tasks.kernel, tasks.args)
+        if momentum:
+            before = theta.copy()
+            theta += momentum * velocity
         if inner == "batch":
             diff_sum, count = sum_results(values, 0, 2)
             step = schedule(engine.clock)
@@ -139,6 +151,9 @@ async def run_saga(
                 theta += weight * delta
         if search:
             monitor.info["combine_eta"] = eta
+        if momentum:
+            np.subtract(theta, before, out=velocity)
+            monitor.info["momentum_velocity"] = velocity.copy()
         if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
             return theta
 

@@ -247,3 +247,27 @@ def test_scattered_versions_released_when_out_of_window():
     assert b.n_on_cluster == 0
     with pytest.raises(LookupError):
         b.scatter(0)
+
+
+def test_a_version_in_use_outlives_the_window_for_recovery():
+    """A task still computing on a version that leaves the window keeps a driver copy of
+    it, so the version can be placed again if its worker dies; the copy goes once no
+    task uses it, and without users nothing is kept."""
+    client = FakeClient()
+    b = Broadcaster(client, window=2, transport="scatter")
+    in_use = {1}
+    b.in_use = in_use.__contains__
+    for v in range(6):
+        b.publish(np.full(2, float(v)))
+    with pytest.raises(LookupError):
+        b.get(1)  # outside the window for readers
+    fut = b.client.sync(b._recover, 1)
+    np.testing.assert_array_equal(fut.data, [1.0, 1.0])
+    assert b.n_recovered == 1
+    with pytest.raises(RuntimeError, match="left the history window"):
+        b.client.sync(b._recover, 0)  # nobody used version 0: not kept
+    in_use.clear()
+    b.publish(np.zeros(2))
+    assert fut.released and not b._retired  # dropped with its last user
+    with pytest.raises(RuntimeError, match="left the history window"):
+        b.client.sync(b._recover, 1)

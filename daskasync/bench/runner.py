@@ -54,7 +54,7 @@ __all__ = [
 DASKASYNC_SOLVERS = ("sgd", "asgd", "saga", "asaga")
 #: ``minimize`` options a solver spec may set, e.g. ``asaga[barrier=bounded,tau=8]``
 SOLVER_OPTIONS = (
-    "barrier", "tau", "beta", "batch_fraction", "step_size", "inner", "combine",
+    "barrier", "tau", "beta", "batch_fraction", "step_size", "inner", "combine", "momentum",
     "staleness_aware", "step_schedule", "window",
 )
 STRAGGLER_MODELS = ("none", "intensity", "cloud")

@@ -18,6 +18,7 @@ window through :meth:`Broadcaster.ref`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,12 @@ class Broadcaster:
         self._futures: dict[int, Any] = {}
         self.n_scattered = 0  #: versions scattered so far (each once)
         self.n_recovered = 0  #: scattered versions placed again after being lost
+        #: ``in_use(version)``: whether a task in flight still computes on ``version`` (set
+        #: by the engine). Such a version keeps a driver copy when it leaves the window, so
+        #: it can be placed again if its worker dies (at most one copy per task in flight).
+        self.in_use: Callable[[int], bool] | None = None
+        self._retired: dict[int, np.ndarray] = {}
+        self._retired_futures: dict[int, Any] = {}
 
     # -- driver side -----------------------------------------------------------------------
     def publish(self, model: np.ndarray) -> int:
@@ -93,8 +100,16 @@ class Broadcaster:
                 f"shape {self._buf.shape[1:]} / dtype {self._buf.dtype}"
             )
         self.version += 1
+        old = self.version - self.window  # leaves the window: its slot is reused now
+        if old >= 0 and self.in_use is not None:
+            for v in [v for v in self._retired if not self.in_use(v)]:
+                del self._retired[v]
+                fut = self._retired_futures.pop(v, None)
+                if fut is not None:
+                    fut.release()
+            if self.in_use(old):
+                self._retired[old] = self._buf[old % self.window].copy()
         self._buf[self.version % self.window] = model
-        old = self.version - self.window
         if old in self._futures:
             # fell out of the window: release it on the cluster
             self._futures.pop(old).release()
@@ -176,9 +191,17 @@ class Broadcaster:
     async def _recover(self, version: int) -> Any:
         """Scatter ``version`` again after its copy on the cluster was lost (its worker
         died); returns the new future. The version must still be inside the window."""
-        lost = self._futures.pop(version, None)
+        lost = self._futures.pop(version, None) or self._retired_futures.pop(version, None)
         if lost is not None:
             lost.release()
+        if version in self._retired:  # left the window, kept for the tasks still on it
+            self.n_recovered += 1
+            (fut,) = await scatter_retrying(
+                self.client, [self._retired[version].copy()],
+                keys=[self.key(version) + f"-r{self.n_recovered}"],
+            )
+            self._retired_futures[version] = fut
+            return fut
         try:
             self._check(version)
         except LookupError as err:
@@ -202,6 +225,7 @@ class Broadcaster:
 
     def release(self) -> None:
         """Release every scattered version."""
-        for fut in self._futures.values():
+        for fut in [*self._futures.values(), *self._retired_futures.values()]:
             fut.release()
         self._futures.clear()
+        self._retired_futures.clear()

@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -199,6 +199,8 @@ class Engine:
         self.history: Any = None
         self._tickets: dict[Any, Ticket] = {}
         self._specs: dict[Any, _Spec] = {}
+        self._on_version: Counter[int] = Counter()  # tasks in flight per model version
+        self.broadcaster.in_use = self._on_version.__contains__
         self._ac = as_completed([], loop=self.client.loop, with_results=True, raise_errors=False)
         self._ready: deque = deque()
         self._gathering: set = set()  # futures of synchronous rounds in flight
@@ -402,7 +404,17 @@ class Engine:
     def _track(self, fut: Any, ticket: Ticket, spec: _Spec) -> None:
         self._tickets[fut] = ticket
         self._specs[fut] = spec
+        self._on_version[spec.version] += 1
         self._ac.add(fut)
+
+    def _untrack(self, fut: Any) -> tuple[Ticket | None, _Spec | None]:
+        ticket = self._tickets.pop(fut, None)
+        spec = self._specs.pop(fut, None)
+        if spec is not None:
+            self._on_version[spec.version] -= 1
+            if self._on_version[spec.version] <= 0:
+                del self._on_version[spec.version]
+        return ticket, spec
 
     def submit(
         self,
@@ -431,8 +443,7 @@ class Engine:
                 self._ready.append(item)
                 self._ready.extend(self._ac.next_batch(block=False))
             fut, res = self._ready.popleft()
-            ticket = self._tickets.pop(fut, None)
-            spec = self._specs.pop(fut, None)
+            ticket, spec = self._untrack(fut)
             if ticket is None or spec is None:  # cancelled by us
                 continue
             if fut.status in _GONE:
@@ -540,6 +551,7 @@ class Engine:
             self.coordinator.cancel(ticket)
         self._tickets.clear()
         self._specs.clear()
+        self._on_version.clear()
         self._ready.clear()
         self._ac.clear()
         self._gathering.clear()

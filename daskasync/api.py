@@ -63,10 +63,9 @@ def _check_momentum(momentum: Any, solver: str, spec: Any, penalty: Penalty) -> 
         raise TypeError(f"momentum: must be a number in [0, 1), got {momentum!r}")
     if not 0.0 <= float(momentum) < 1.0:
         raise ValueError(f"momentum: must be in [0, 1), got {momentum!r}")
-    if momentum and not (spec.history and spec.synchronous):
+    if momentum and not spec.history:
         raise ValueError(
-            f"momentum: only the synchronous SAGA solver (solver='saga') takes momentum, not "
-            f"{solver!r} (asynchrony already acts as momentum)"
+            f"momentum: only the SAGA solvers ('saga', 'asaga') take momentum, not {solver!r}"
         )
     if momentum and penalty.has_prox:
         raise ValueError("momentum: needs a smooth penalty (l2 or none), not an L1 part")
@@ -184,16 +183,22 @@ def minimize(
         SAGA, weight of the model change for sequential SAGA), as ElasticDL modulates its
         learning rate.
     momentum : float
-        Heavy-ball momentum ``beta`` in ``[0, 1)`` for synchronous SAGA (``solver="saga"``,
-        smooth penalties): each round starts from ``theta + beta (theta - theta_prev)``.
-        Default 0. With momentum and the default ``combine="search"``, the ``"auto"`` step
-        of the partitions' passes is ``min(1 / (3 L_avg P), 1 / L)`` (``L_avg`` from the
-        mean squared row norm): shorter passes record their gradient histories near the
-        combined model, and the search and the momentum scale the move back up. On ill-conditioned problems (``lam = 1/n``) ``0.8`` cuts the rounds to a
-        given accuracy several fold: w8a reaches 1e-8 in 27 epochs instead of 200, a9a in
-        70 instead of 277 (4 partitions). Asynchronous solvers take none: asynchrony itself
-        acts as momentum (Mitliagkas et al., 2016), and explicit momentum made ASAGA
-        diverge on a9a.
+        Heavy-ball momentum ``beta`` in ``[0, 1)`` for the SAGA solvers (sequential form,
+        smooth penalties). Default 0.
+
+        * ``"saga"``: each round starts from ``theta + beta (theta - theta_prev)``. With the
+          default ``combine="search"`` the ``"auto"`` step of the partitions' passes is
+          ``min(1 / (3 L_avg P), 1 / L)`` (``L_avg`` from the mean squared row norm):
+          shorter passes record their gradient histories near the combined model, and the
+          search and the momentum scale the move back up. With ``lam = 1/n`` on 4
+          partitions, ``0.8`` takes w8a to 1e-8 in 27 epochs instead of 200, and a9a in 70
+          instead of 277.
+        * ``"asaga"``: every ``P`` applied results make a virtual round, after which the
+          model jumps by ``beta`` times the velocity. Safeguard: when a full-objective check
+          finds the model worse than the best checked one, the run restarts from that
+          model without velocity, and a second such rise halves ``beta``. ``0.95`` takes w8a
+          to 1e-8 in about 80 epochs, where plain ASAGA is at 2.5e-4 after 300; on a9a
+          the safeguard falls back to plain ASAGA.
     history : GradientHistory, optional
         Continue from this history (SAGA); it is updated in place.
     combine : {"search", "average"} or float, optional
@@ -421,13 +426,13 @@ def minimize(
                 options["combine"] = combine
             if combine in ("search", "adaptive") and init is not None:
                 options["eta0"] = float(init.solver_state.get("combine_eta", 1.0))
+            settings["combine"] = combine if combine is not None else 1.0 / P
         if momentum:
             options["momentum"] = momentum
-            if init is not None and "momentum_velocity" in init.solver_state:
+            if spec.synchronous and init is not None and "momentum_velocity" in init.solver_state:
                 options["velocity0"] = np.asarray(
                     init.solver_state["momentum_velocity"], dtype=np.float64
                 )
-            settings["combine"] = combine if combine is not None else 1.0 / P
         engine.history = history
     tau_bar = min(P - 1, barrier_.max_staleness if barrier_.max_staleness is not None else P)
 

@@ -69,7 +69,7 @@ BAD = [
     ({"staleness_aware": "yes"}, TypeError, "staleness_aware"),
     ({"solver": "saga", "momentum": 1.0}, ValueError, "momentum"),
     ({"solver": "saga", "momentum": "heavy"}, TypeError, "momentum"),
-    ({"solver": "asaga", "momentum": 0.5}, ValueError, "momentum"),
+    ({"solver": "asgd", "momentum": 0.5}, ValueError, "momentum"),
     ({"solver": "saga", "penalty": "l1", "momentum": 0.5}, ValueError, "momentum"),
 ]
 

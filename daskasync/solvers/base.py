@@ -229,6 +229,8 @@ class Monitor:
         self.info: dict[str, Any] = {}
         #: full objectives of the checks made during the run, in order
         self.checked: list[float] = []
+        #: the model of the best check so far (lowest objective) and its objective
+        self.best_checked: tuple[float, np.ndarray] | None = None
         self._ckpt: Any = None
         self._ckpt_every: int | None = None
         self._ckpt_interval: float | None = None
@@ -349,6 +351,8 @@ class Monitor:
         f = self.problem.objective(loss_sum, self._pending_theta)
         self._known_obj[self._pending_idx] = f
         self.checked.append(f)
+        if self.best_checked is None or f < self.best_checked[0]:
+            self.best_checked = (f, self._pending_theta)
         s = self.stop
         if s.target_objective is not None and f <= s.target_objective:
             self.stop_reason = "target_objective"

@@ -183,6 +183,7 @@ async def run_asaga(
     staleness_aware: bool = False,
     combine: float | str | None = None,
     eta0: float = 1.0,
+    momentum: float = 0.0,
 ) -> np.ndarray:
     """Asynchronous SAGA: each partition's result is applied as it arrives, with the
     engine's barrier (quorum, ``tau``, SSP, predicates). ``inner="batch"`` takes a step of
@@ -194,14 +195,27 @@ async def run_asaga(
     ``[1, P]`` from the full-objective checks that run alongside (about one per epoch,
     never waited for): up by half when the objective went down since the previous check,
     halved when it went up (a "bold driver" rule; asynchronous results cannot be
-    line-searched one by one as synchronous rounds are)."""
+    line-searched one by one as synchronous rounds are).
+
+    ``momentum`` ``beta`` (sequential form): every ``P`` applied results make a virtual
+    round, and the model jumps by ``beta`` times the velocity ``v <- beta v + (round's
+    change)``. Safeguard (adaptive restart, O'Donoghue and Candes 2015): when a check finds
+    the objective above the best checked one, the run restarts from that best model without
+    velocity (the history stays consistent: SAGA's history may come from any points), and
+    a second such rise before any improvement halves ``beta``."""
     P = engine.n_partitions
     adaptive = combine == "adaptive" and inner == "sequential"
     base_weight = 1.0 / P if combine is None or isinstance(combine, str) else float(combine)
     eta = float(eta0) if adaptive else 1.0
     seen_checks = len(monitor.checked)
-    if adaptive:
+    if adaptive or momentum:
         monitor.watch = True
+    beta = float(momentum) if inner == "sequential" else 0.0
+    velocity = np.zeros_like(theta)
+    start = theta.copy()
+    in_round = 0
+    mom_checks = len(monitor.checked)
+    best_f, rises = float("inf"), 0
     n = problem.n
     step0 = schedule(0)
     tasks = SagaTasks(engine, problem, history, fraction, inner, step0)
@@ -242,6 +256,32 @@ async def run_asaga(
                     problem.prox(theta, weight * count * step0)
                 else:
                     theta += weight * d_theta
+                if momentum:
+                    if len(monitor.checked) > mom_checks:
+                        mom_checks = len(monitor.checked)
+                        f = monitor.checked[-1]
+                        if f < best_f:
+                            best_f, rises = f, 0
+                        else:  # restart from the best checked model, without velocity
+                            rises += 1
+                            if rises >= 2:  # again: momentum is too strong here
+                                beta *= 0.5
+                                rises = 0
+                            velocity[...] = 0.0
+                            theta[...] = monitor.best_checked[1]  # type: ignore[index]
+                            start[...] = theta
+                            in_round = 0
+                            monitor.info["momentum"] = beta
+                            monitor.info["momentum_restarts"] = (
+                                monitor.info.get("momentum_restarts", 0) + 1
+                            )
+                    in_round += 1
+                    if in_round == P:
+                        in_round = 0
+                        velocity *= beta
+                        velocity += theta - start
+                        theta += beta * velocity
+                        start[...] = theta
                 tasks.store(attrs.partition, attrs.task_index, new, d_mean)
             if apply_update(engine, monitor, theta, count, step):
                 break

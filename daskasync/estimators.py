@@ -71,6 +71,7 @@ class _LinearModel(BaseEstimator):
         step_size: float | str = "auto",
         n_partitions: int | None = None,
         combine: str | float | None = None,
+        momentum: float = 0.0,
         client: Client | None = None,
         verbose: int = 0,
     ) -> None:
@@ -88,6 +89,7 @@ class _LinearModel(BaseEstimator):
         self.step_size = step_size
         self.n_partitions = n_partitions
         self.combine = combine
+        self.momentum = momentum
         self.client = client
         self.verbose = verbose
 
@@ -237,6 +239,7 @@ class _LinearModel(BaseEstimator):
                     seed=seed,
                     verbose=self.verbose,
                     combine=self.combine if self.solver in ("saga", "asaga") else None,
+                    momentum=self.momentum if self.solver in ("saga", "asaga") else 0.0,
                 )
                 state: RunState | None = getattr(self, "_state", None) if partial else None
                 if state is not None and getattr(self, "_token", None) == token:
@@ -376,6 +379,9 @@ class LogisticRegression(ClassifierMixin, _LinearModel):
         Row blocks (default: twice the cluster's worker threads).
     combine : {"search", "average", "adaptive"} or float, optional
         How SAGA combines the partitions' passes (see :func:`daskasync.minimize`).
+    momentum : float, default 0
+        Heavy-ball momentum of the SAGA solvers (see :func:`daskasync.minimize`); e.g. 0.8
+        for ``solver="saga"`` on ill-conditioned problems (small ``alpha`` or large ``C``).
     client : distributed.Client, optional
         Default: the current client; without one, a ``LocalCluster`` is started for each
         fit and closed afterwards.

@@ -77,6 +77,23 @@ def test_logistic_matches_sklearn_on_breast_cancer(client, cancer, solver, epoch
     assert clf.history_[-1].objective == pytest.approx(clf.objective_)
 
 
+def test_momentum_reaches_sklearn_in_fewer_epochs(client, cancer):
+    """``momentum`` reaches the estimator's solver. With C = 1 (lambda = 1/n, ill-conditioned
+    here), sync SAGA with 0.8 is much closer to scikit-learn after 40 epochs than without
+    (5e-3 against 0.17 measured). On a better-conditioned problem (C = 0.1) it can be
+    slower, which is why it is off by default. A bad value is refused by ``fit``."""
+    X, y = cancer
+    sk = _sk(sklm.LogisticRegression, C=1.0).fit(X, y)
+    errs = {}
+    for m in (0.0, 0.8):
+        clf = da.LogisticRegression(solver="saga", C=1.0, tol=None, max_iter=40, momentum=m,
+                                    random_state=0).fit(X, y)
+        errs[m] = np.linalg.norm(clf.coef_ - sk.coef_) / np.linalg.norm(sk.coef_)
+    assert errs[0.8] < 0.2 * errs[0.0], errs
+    with pytest.raises(ValueError, match="momentum"):
+        da.LogisticRegression(solver="saga", momentum=1.5, max_iter=1).fit(X, y)
+
+
 def test_multinomial_digits_with_string_labels(client):
     X, y = load_digits(return_X_y=True)
     X = X / 16.0

@@ -58,18 +58,24 @@ def lipschitz_constant(max_sq_row_norm: float, problem: Problem) -> float:
     return problem.loss.curvature * r2 + problem.penalty.smooth_strength
 
 
-def _check_momentum(momentum: Any, solver: str, spec: Any, penalty: Penalty) -> float:
+def check_momentum_value(momentum: Any) -> float:
+    """``momentum`` as a float in ``[0, 1)``, else a ``TypeError``/``ValueError`` naming it."""
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)):
         raise TypeError(f"momentum: must be a number in [0, 1), got {momentum!r}")
     if not 0.0 <= float(momentum) < 1.0:
         raise ValueError(f"momentum: must be in [0, 1), got {momentum!r}")
+    return float(momentum)
+
+
+def _check_momentum(momentum: Any, solver: str, spec: Any, penalty: Penalty) -> float:
+    momentum = check_momentum_value(momentum)
     if momentum and not spec.history:
         raise ValueError(
             f"momentum: only the SAGA solvers ('saga', 'asaga') take momentum, not {solver!r}"
         )
     if momentum and penalty.has_prox:
         raise ValueError("momentum: needs a smooth penalty (l2 or none), not an L1 part")
-    return float(momentum)
+    return momentum
 
 
 def minimize(

@@ -23,7 +23,7 @@ from sklearn.utils.extmath import safe_sparse_dot, softmax
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .api import minimize
+from .api import check_momentum_value, minimize
 from .data import PartitionedData
 from .engine.barriers import Barrier
 from .result import FitResult, Record
@@ -97,6 +97,7 @@ class _LinearModel(BaseEstimator):
     def _check_params(self) -> None:
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver: must be one of {_SOLVERS}, got {self.solver!r}")
+        check_momentum_value(self.momentum)
         if self.penalty not in _PENALTIES:
             raise ValueError(
                 f"penalty: must be 'l2', 'l1', 'elasticnet' or 'none', got {self.penalty!r}"

@@ -23,7 +23,6 @@ __all__ = [
     "grad_kernel",
     "eval_kernel",
     "objectives_kernel",
-    "row_norm_kernel",
     "row_norm_stats_kernel",
 ]
 
@@ -168,14 +167,9 @@ def _sq_row_norms(X: Any) -> np.ndarray:
     return np.einsum("ij,ij->i", X, X)
 
 
-def row_norm_kernel(block, _model: Any = None, **_: Any) -> float:
-    """Largest squared row norm of the partition (for Lipschitz-based step sizes)."""
-    sq = _sq_row_norms(block[0])
-    return float(sq.max()) if len(sq) else 0.0
-
-
 def row_norm_stats_kernel(block, _model: Any = None, **_: Any) -> tuple[float, float, int]:
-    """``(largest, sum, count)`` of the partition's squared row norms.
+    """``(largest, sum, count)`` of the partition's squared row norms (for the
+    Lipschitz-based step sizes).
 
     Examples
     --------

@@ -90,8 +90,12 @@ def test_momentum_reaches_sklearn_in_fewer_epochs(client, cancer):
                                     random_state=0).fit(X, y)
         errs[m] = np.linalg.norm(clf.coef_ - sk.coef_) / np.linalg.norm(sk.coef_)
     assert errs[0.8] < 0.2 * errs[0.0], errs
+    before = len(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks)))
     with pytest.raises(ValueError, match="momentum"):
         da.LogisticRegression(solver="saga", momentum=1.5, max_iter=1).fit(X, y)
+    # refused before the data was scattered
+    assert len(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))) \
+        <= before
 
 
 def test_multinomial_digits_with_string_labels(client):

@@ -27,7 +27,7 @@ from daskasync.tasks import (
     grad_kernel,
     margins,
     objectives_kernel,
-    row_norm_kernel,
+    row_norm_stats_kernel,
     sample_rows,
 )
 
@@ -573,7 +573,10 @@ def test_objectives_kernel(fmt, loss_name, fit_intercept):
     np.testing.assert_allclose(out, direct, rtol=1e-12)
 
 
-def test_row_norm_kernel():
+def test_row_norm_stats_kernel():
+    def row_norm_kernel(block, model=None):
+        return row_norm_stats_kernel(block, model)[0]
+
     X = np.array([[1.0, 2.0], [3.0, 0.0], [0.0, -1.0]])
     y = np.ones(3)
     assert row_norm_kernel((X, y)) == 9.0
@@ -586,6 +589,9 @@ def test_row_norm_kernel():
     assert row_norm_kernel((sp.csr_matrix((0, 3)), np.zeros(0))) == 0.0
     Xr, yr, _ = make_block(m=20, seed=8)
     assert row_norm_kernel((Xr, yr)) == pytest.approx(max((Xr**2).sum(axis=1)))
+    # the sum and count give the mean squared row norm (L_avg)
+    assert row_norm_stats_kernel((sp.csr_matrix(X), y)) == (9.0, 15.0, 3)
+    assert row_norm_stats_kernel((np.zeros((0, 3)), np.zeros(0))) == (0.0, 0.0, 0)
 
 
 # ============================================================================================

@@ -36,11 +36,11 @@ def test_l1_support_and_coefficients_match_sklearn(client4, solver):
     X = X * np.sqrt(30)
     C = 0.02
     sk = _sk(solver="saga", l1_ratio=1.0, C=C, fit_intercept=False).fit(X, y)
+    ref = sk.coef_.ravel()
     data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
     res = da.minimize(data, solver=solver, penalty="l1", lam=1 / (C * len(y)),
                       batch_fraction=1.0 if solver == "saga" else 0.5, gtol=1e-10,
                       max_epochs=400)
-    ref = sk.coef_.ravel()
     assert 0 < np.count_nonzero(ref) < len(ref)  # a sparse solution, not all-or-nothing
     np.testing.assert_array_equal(res.coef != 0, ref != 0)  # exactly the same support
     assert np.linalg.norm(res.coef - ref) / np.linalg.norm(ref) < 1e-5
@@ -101,6 +101,15 @@ def test_staleness_aware_asaga_converges(client4):
     data.release()
 
 
+def _sklearn_saga_coef(X, y) -> np.ndarray:
+    """scikit-learn's saga, C = 1 (lambda = 1/n), to tol 1e-8: the coefficients to match."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = LogisticRegression(solver="saga", C=1.0, fit_intercept=False, tol=1e-8,
+                                max_iter=100_000).fit(X, y)
+    return sk.coef_.ravel()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name, epochs, coef_rtol",
@@ -116,16 +125,12 @@ def test_saga_with_momentum_reaches_1e_8_and_sklearns_coefficients(client4, name
     X, y = da.load_libsvm(shared_data(name))
     n = X.shape[0]
     _, f_star = reference_solution(X, y, "logistic", L2(1.0 / n))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sk = LogisticRegression(solver="saga", C=1.0, fit_intercept=False, tol=1e-8,
-                                max_iter=100_000).fit(X, y)
+    ref = _sklearn_saga_coef(X, y)
     data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
     res = da.minimize(data, solver="saga", lam=1.0 / n, batch_fraction=0.25, momentum=0.8,
                       max_epochs=epochs, record_interval=0.5)
     rel = (res.history_array("objective") - f_star) / (np.log(2) - f_star)
     assert rel.min() <= 1e-8, f"{rel.min():.2e}"
-    ref = sk.coef_.ravel()
     err = np.linalg.norm(res.coef - ref) / np.linalg.norm(ref)
     assert err < coef_rtol, f"{err:.2e}"
     data.release()
@@ -139,17 +144,13 @@ def test_asaga_with_momentum_on_w8a(client4):
     X, y = da.load_libsvm(shared_data("w8a.xz"))
     n = X.shape[0]
     _, f_star = reference_solution(X, y, "logistic", L2(1.0 / n))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sk = LogisticRegression(solver="saga", C=1.0, fit_intercept=False, tol=1e-8,
-                                max_iter=100_000).fit(X, y)
+    ref = _sklearn_saga_coef(X, y)
     data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
     res = da.minimize(data, solver="asaga", lam=1.0 / n, batch_fraction=0.25, momentum=0.95,
                       max_epochs=130, record_interval=0.5)
     rel = (res.history_array("objective") - f_star) / (np.log(2) - f_star)
     assert rel.min() <= 1e-8, f"{rel.min():.2e}"
     assert res.mean_staleness > 2  # 4 partitions in flight
-    ref = sk.coef_.ravel()
     err = np.linalg.norm(res.coef - ref) / np.linalg.norm(ref)
     assert err < 1e-5, f"{err:.2e}"
     data.release()

@@ -511,6 +511,7 @@ def minimize(
             state = make_state(final)
             if checkpoint is not None:
                 state.save(checkpoint)
+            settings["avg_task_time"] = engine.avg_task_time
             result = await monitor.finish(
                 engine, final, solver=solver, settings=settings, state=state
             )

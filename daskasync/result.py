@@ -51,6 +51,10 @@ class FitResult:
     recovered : dict
         Worker losses repaired during the run: ``tasks`` launched again, data ``blocks``
         and ``model_versions`` re-created (all 0 when no worker was lost).
+    settings : dict
+        The run's resolved settings: ``step_size``, ``combine``, ``momentum``, ...,
+        and ``avg_task_time``, the mean compute time of the warm-up tasks that scales
+        straggler delays (see ``minimize(avg_task_time=...)``).
     """
 
     solver: str

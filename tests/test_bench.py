@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from daskasync.bench.runner import (
+    calibrate_task_time,
     markdown_table,
     parse_solver,
     run_benchmark,
@@ -16,6 +17,7 @@ from daskasync.bench.runner import (
     time_to_target,
 )
 from daskasync.cli import main
+from daskasync.data import PartitionedData
 from daskasync.stragglers import Cloud, Intensity, NoStragglers
 
 
@@ -136,3 +138,34 @@ def test_driver_cost_is_measured_for_each_n(client):
         assert r["updates"] == 100 and r["driver_cpu_us_per_update"] > 0
         assert r["batch_fraction"] == 16 * 4 / r["n"]
     assert rows[1]["history_bytes"] > rows[0]["history_bytes"]  # one scalar per sample
+
+
+def test_partition_stragglers_act_from_the_first_task_of_a_timed_run(client, tmp_path):
+    # the delays' scale is measured by a warm-up run before the clock: a synchronous run
+    # meets its straggler in every round, the first ones included (measured inside the
+    # timed run, the first 5 rounds would run without delay)
+    c = 40.0
+    res = run_benchmark(
+        client, output=None, synthetic="epsilon", n=2000, d=10, partitions=4,
+        solvers=["sgd"], stragglers="intensity", straggler_c=c, straggler_form="partition",
+        targets=[1e-6], time_budget=0.3, lam=1e-3, cache_dir=tmp_path / "cache",
+        overhead_updates=0, progress=False,
+    )
+    r = res["solvers"]["sgd"]
+    avg = r["avg_task_time_s"]
+    assert avg > 0
+    run = r["runs"][0]
+    # every round waited for partition 0's sleep of c * avg
+    assert run["updates"] >= 1
+    assert run["wall_time_s"] >= run["updates"] * c * avg * 0.95
+
+
+def test_calibrate_task_time_measures_the_solvers_tasks(client):
+    data = PartitionedData.synthetic("epsilon", n=2000, d=10, n_partitions=4, client=client)
+    try:
+        for name in ("sgd", "asaga"):
+            avg = calibrate_task_time(data, parse_solver(name), lam=1e-3, loss="logistic",
+                                      seed=0)
+            assert 0 < avg < 1.0, name
+    finally:
+        data.release()

@@ -14,8 +14,9 @@ One call
    ``output``.
 
 Stragglers come in two forms. ``"partition"`` is ASYNC's: the delay is slept inside
-daskasync's gradient tasks, after a warm-up measures the average task time; peers cannot get
-it. ``"worker"`` is engine-agnostic: the executor of a straggling worker holds the thread,
+daskasync's gradient tasks, scaled by the average task time that a warm-up run of the same
+solver measures before the clock (:func:`calibrate_task_time`), so that the delays act from
+the first task of every timed run; peers cannot get it. ``"worker"`` is engine-agnostic: the executor of a straggling worker holds the thread,
 after every task, for a delay proportional to the task's own run time
 (:func:`daskasync.bench.worker_stragglers.slow_workers`), so daskasync and the peers race
 under exactly the same stragglers.
@@ -46,6 +47,7 @@ __all__ = [
     "parse_solver",
     "straggler_model",
     "compute_f_star",
+    "calibrate_task_time",
     "time_to_target",
     "run_benchmark",
 ]
@@ -227,16 +229,39 @@ def _rel(f: float, f_star: float) -> float:
 # --------------------------------------------------------------------------- #
 # one run of a solver
 # --------------------------------------------------------------------------- #
+def calibrate_task_time(
+    data: PartitionedData, spec: SolverSpec, *, lam: float, loss: str, seed: int
+) -> float:
+    """Mean compute time of ``spec``'s gradient tasks, measured before the clock.
+
+    ASYNC scales its delays by the average task time of a warm-up. Measured inside a timed
+    run, the warm-up's tasks would run without delays, and a synchronous run that reaches the
+    target in a few rounds would never meet a straggler. The warm-up is therefore a separate
+    run without stragglers: ``5 P`` tasks (5 rounds for a synchronous solver), after which
+    every timed run of the solver sleeps its delays from its first task."""
+    import daskasync
+
+    P = data.n_partitions
+    rounds = 5 if spec.name in ("sgd", "saga") else 5 * P
+    res = daskasync.minimize(
+        data, solver=spec.name, loss=loss, penalty="l2", lam=lam, max_updates=rounds,
+        seed=seed, record_objective=False, record_every=10**9, **dict(spec.options),
+    )
+    return float(res.settings["avg_task_time"])
+
+
 def _run_daskasync(
     data: PartitionedData, spec: SolverSpec, *, lam: float, loss: str, f_star: float,
     budget: float, target: float | None, seed: int, straggler: Straggler | None,
-    step_size: float | None = None,
+    step_size: float | None = None, avg_task_time: float | None = None,
 ) -> dict[str, Any]:
     import daskasync
 
     opts = dict(spec.options)
     if step_size is not None:
         opts["step_size"] = step_size
+    if straggler is not None and avg_task_time is not None:
+        opts["avg_task_time"] = avg_task_time
     res = daskasync.minimize(
         data, solver=spec.name, loss=loss, penalty="l2", lam=lam, time_budget=budget,
         record_interval=max(budget / 200.0, 0.05), seed=seed,
@@ -288,11 +313,13 @@ def _run_peer(
 def _tune(
     data: PartitionedData, spec: SolverSpec, *, lam: float, loss: str, f_star: float,
     seconds: float, grid: Sequence[float], seed: int, straggler: Straggler | None,
+    avg_task_time: float | None = None,
 ) -> dict[str, Any]:
     """Run ``spec`` for ``seconds`` with each multiple of its default step; keep the best
     final objective (diverging candidates lose)."""
     base = _run_daskasync(data, spec, lam=lam, loss=loss, f_star=f_star, budget=seconds,
-                          target=None, seed=seed, straggler=straggler)
+                          target=None, seed=seed, straggler=straggler,
+                          avg_task_time=avg_task_time)
     default = base["step_size"]
     tried: list[dict[str, Any]] = []
     for mult in grid:
@@ -303,6 +330,7 @@ def _tune(
                 out = _run_daskasync(
                     data, spec, lam=lam, loss=loss, f_star=f_star, budget=seconds,
                     target=None, seed=seed, straggler=straggler, step_size=default * mult,
+                    avg_task_time=avg_task_time,
                 )
             except FloatingPointError:
                 out = {"final_rel_subopt": math.inf}
@@ -536,7 +564,7 @@ def run_benchmark(
             f"f*={f_star:.10g} ({'cached' if f_info['cached'] else 'computed'})")
         overhead = None
         if overhead_updates:
-            o = measure_overhead(client, n_updates=int(overhead_updates), repeats=1)
+            o = measure_overhead(client, n_updates=int(overhead_updates), repeats=3)
             overhead = {k: o[k] for k in ("driver_updates_per_s", "raw_as_completed_per_s",
                                           "raw_as_completed_no_fetch_per_s")}
             say(f"overhead: engine {o['driver_updates_per_s']:.0f} updates/s, bare loop "
@@ -550,10 +578,13 @@ def run_benchmark(
             with (slow_workers(client, model) if on_workers else nullcontext()) as handle:
                 tuning = None
                 step = None
+                avg = None
+                if in_tasks is not None and spec.kind == "daskasync":
+                    avg = calibrate_task_time(pdata, spec, lam=lam_, loss=loss, seed=seeds[0])
                 if tune and spec.kind == "daskasync" and "step_size" not in spec.options:
                     tuning = _tune(pdata, spec, lam=lam_, loss=loss, f_star=f_star,
                                    seconds=tune_seconds, grid=tune_grid, seed=seeds[0],
-                                   straggler=in_tasks)
+                                   straggler=in_tasks, avg_task_time=avg)
                     step = tuning["chosen_step_size"]
                 runs = []
                 for seed in seeds:
@@ -562,7 +593,7 @@ def run_benchmark(
                             out = _run_daskasync(
                                 pdata, spec, lam=lam_, loss=loss, f_star=f_star,
                                 budget=time_budget, target=targets[-1], seed=seed,
-                                straggler=in_tasks, step_size=step,
+                                straggler=in_tasks, step_size=step, avg_task_time=avg,
                             )
                         else:
                             out = _run_peer(pdata, spec, lam=lam_, loss=loss, f_star=f_star,
@@ -597,6 +628,8 @@ def run_benchmark(
             }
             if injected is not None:
                 entry["injected_delay"] = injected
+            if avg is not None:
+                entry["avg_task_time_s"] = avg
             results[spec.label] = entry
             tt = ", ".join(f"{t:g}: {_fmt_time(entry['time_to_target_s'][str(t)])}"
                            for t in targets)

@@ -137,22 +137,30 @@ def test_saga_with_momentum_reaches_1e_8_and_sklearns_coefficients(client4, name
 
 
 @pytest.mark.slow
-def test_asaga_with_momentum_on_w8a(client4):
-    """ASAGA (4 workers, fully asynchronous) with safeguarded momentum 0.95 on w8a,
-    logistic + L2, lambda = 1/n: 1e-8 and scikit-learn's saga coefficients to 1e-5 within
-    130 epochs; without momentum the same run stays near 1e-3 (2.5e-4 after 300 epochs)."""
-    X, y = da.load_libsvm(shared_data("w8a.xz"))
+@pytest.mark.parametrize(
+    "name, epochs, coef_rtol",
+    [("w8a.xz", 130, 1e-5), ("a9a.xz", 360, 5e-3)],
+)
+def test_asaga_with_momentum_reaches_1e_8(client4, name, epochs, coef_rtol):
+    """ASAGA (4 workers, fully asynchronous) with safeguarded momentum 0.95, logistic + L2,
+    lambda = 1/n, passes over a quarter of each partition with the momentum's default step
+    ``min(1 / (3 L_avg P), 1 / (3 L))``: 1e-8 within the epochs given. w8a also matches
+    scikit-learn's saga coefficients to 1e-5 (2e-6 to 3e-6 measured); on a9a they are
+    still 7e-4 to 1.5e-3 off after 320 epochs (8e-5 after 500; the issue's 1e-5 is not
+    reached in test time). Without momentum ASAGA is at 2.5e-4 on w8a after 300 epochs,
+    and needs 600 on a9a for 7.5e-10."""
+    X, y = da.load_libsvm(shared_data(name))
     n = X.shape[0]
     _, f_star = reference_solution(X, y, "logistic", L2(1.0 / n))
     ref = _sklearn_saga_coef(X, y)
     data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
     res = da.minimize(data, solver="asaga", lam=1.0 / n, batch_fraction=0.25, momentum=0.95,
-                      max_epochs=130, record_interval=0.5)
+                      max_epochs=epochs, record_interval=0.5)
     rel = (res.history_array("objective") - f_star) / (np.log(2) - f_star)
     assert rel.min() <= 1e-8, f"{rel.min():.2e}"
     assert res.mean_staleness > 2  # 4 partitions in flight
     err = np.linalg.norm(res.coef - ref) / np.linalg.norm(ref)
-    assert err < 1e-5, f"{err:.2e}"
+    assert err < coef_rtol, f"{err:.2e}"
     data.release()
 
 
@@ -170,35 +178,4 @@ def test_asaga_momentum_falls_back_instead_of_diverging(client4):
     assert np.isfinite(res.coef).all()
     assert obj[-1] < obj[0]
     assert res.state.solver_state["momentum"] < 0.99
-    data.release()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "name, solver, fraction, combine, epochs, reached",
-    [
-        ("a9a.xz", "asaga", 1.0, None, 200, 3e-6),
-    ],
-)
-def test_saga_and_asaga_on_libsvm_with_lambda_one_over_n(client4, name, solver, fraction,
-                                                         combine, epochs, reached):
-    """Logistic + L2 with lambda = 1/n on 4 partitions (4 workers). ``reached`` is what
-    this many epochs give: sync SAGA (passes over a quarter of each partition, combined by
-    the multiplier search) reaches the issue's 1e-8; ASAGA does not within test time (see
-    the issue note). w8a's file is sorted by label: the default row shuffle is what lets
-    partition-local passes converge at all."""
-    X, y = da.load_libsvm(shared_data(name))
-    n = X.shape[0]
-    _, f_star = reference_solution(X, y, "logistic", L2(1.0 / n))
-    data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
-    res = da.minimize(data, solver=solver, lam=1.0 / n, batch_fraction=fraction,
-                      combine=combine, max_epochs=epochs, record_interval=0.5)
-    rel = (res.history_array("objective") - f_star) / (np.log(2) - f_star)
-    assert rel.min() <= reached, f"{rel.min():.2e}"
-    if solver == "saga":
-        assert rel[-1] < rel[len(rel) // 2]  # still descending
-    else:  # asynchronous: not monotone near its floor, but it stays there
-        assert rel[-1] <= 3 * reached, f"{rel[-1]:.2e}"
-    if solver == "asaga":
-        assert res.mean_staleness > 2  # 4 partitions in flight
     data.release()

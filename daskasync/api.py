@@ -454,16 +454,14 @@ def minimize(
             gamma = 1.0 / L
             if spec.history:
                 gamma /= 3.0
-                short = 1.0 / (3.0 * P * lipschitz_constant(mean_sq, problem))
-                if momentum and combine == "search" and inner == "sequential":
+                if momentum and inner == "sequential" and combine in ("search", None):
                     # shorter passes record their histories near the combined model (the
-                    # search and the momentum scale the move back up), sized by the
-                    # average row rather than the largest, never above 1 / L
-                    gamma = min(short, 1.0 / L)
-                elif momentum and combine is None and inner == "sequential":
-                    # asynchronous: the same shortening, but never above 1 / (3 L) (stale
-                    # passes with the longer step make the safeguard restart)
-                    gamma = min(short, gamma)
+                    # search or the momentum scale the move back up), sized by the average
+                    # row rather than the largest; never above 1 / L with the search, nor
+                    # above 1 / (3 L) asynchronously (stale passes with the longer step
+                    # make the safeguard restart)
+                    cap = 1.0 / L if combine == "search" else gamma
+                    gamma = min(1.0 / (3.0 * P * lipschitz_constant(mean_sq, problem)), cap)
                 if inner == "batch" and not spec.synchronous and not staleness_aware:
                     gamma /= 1.0 + tau_bar
             schedule = make_schedule(schedule_name, gamma)

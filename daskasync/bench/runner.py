@@ -16,8 +16,9 @@ One call
 Stragglers come in two forms. ``"partition"`` is ASYNC's: the delay is slept inside
 daskasync's gradient tasks, scaled by the average task time that a warm-up run of the same
 solver measures before the clock (:func:`calibrate_task_time`), so that the delays act from
-the first task of every timed run; peers cannot get it. ``"worker"`` is engine-agnostic: the executor of a straggling worker holds the thread,
-after every task, for a delay proportional to the task's own run time
+the first task of every timed run; peers cannot get it. ``"worker"`` is engine-agnostic:
+the executor of a straggling worker holds the thread, after every task, for a delay
+proportional to the task's own run time
 (:func:`daskasync.bench.worker_stragglers.slow_workers`), so daskasync and the peers race
 under exactly the same stragglers.
 """
@@ -240,11 +241,12 @@ def calibrate_task_time(
     run without stragglers: ``5 P`` tasks (5 rounds for a synchronous solver), after which
     every timed run of the solver sleeps its delays from its first task."""
     import daskasync
+    from daskasync.solvers import SOLVERS
 
     P = data.n_partitions
-    rounds = 5 if spec.name in ("sgd", "saga") else 5 * P
+    updates = 5 if SOLVERS[spec.name].synchronous else 5 * P  # the engine's 5 P warm-up tasks
     res = daskasync.minimize(
-        data, solver=spec.name, loss=loss, penalty="l2", lam=lam, max_updates=rounds,
+        data, solver=spec.name, loss=loss, penalty="l2", lam=lam, max_updates=updates,
         seed=seed, record_objective=False, record_every=10**9, **dict(spec.options),
     )
     return float(res.settings["avg_task_time"])

@@ -214,8 +214,7 @@ async def run_asaga(
     velocity = np.zeros_like(theta)
     start = theta.copy()
     in_round = 0
-    mom_checks = len(monitor.checked)
-    best_f, rises = float("inf"), 0
+    rises = 0
     n = problem.n
     step0 = schedule(0)
     tasks = SagaTasks(engine, problem, history, fraction, inner, step0)
@@ -238,12 +237,12 @@ async def run_asaga(
                 tasks.store(attrs.partition, attrs.task_index, new, diff_sum / n)
             else:
                 d_theta, d_mean, new, count, smooth = value
-                if adaptive and len(monitor.checked) > seen_checks:
-                    seen_checks = len(monitor.checked)
-                    if seen_checks >= 2:
-                        down = monitor.checked[-1] < monitor.checked[-2]
-                        eta = min(float(P), 1.5 * eta) if down else max(1.0, 0.5 * eta)
-                        monitor.info["combine_eta"] = eta
+                checked = len(monitor.checked) > seen_checks  # a check finished since
+                seen_checks = len(monitor.checked)
+                if adaptive and checked and seen_checks >= 2:
+                    down = monitor.checked[-1] < monitor.checked[-2]
+                    eta = min(float(P), 1.5 * eta) if down else max(1.0, 0.5 * eta)
+                    monitor.info["combine_eta"] = eta
                 weight = base_weight * eta
                 if staleness_aware:
                     weight = min(1.0, weight * P / (1.0 + attrs.staleness))
@@ -257,18 +256,17 @@ async def run_asaga(
                 else:
                     theta += weight * d_theta
                 if momentum:
-                    if len(monitor.checked) > mom_checks:
-                        mom_checks = len(monitor.checked)
-                        f = monitor.checked[-1]
-                        if f < best_f:
-                            best_f, rises = f, 0
+                    best = monitor.best_checked  # set by every finished check
+                    if checked and best is not None:
+                        if monitor.checked[-1] <= best[0]:
+                            rises = 0  # this check is the best so far
                         else:  # restart from the best checked model, without velocity
                             rises += 1
                             if rises >= 2:  # again: momentum is too strong here
                                 beta *= 0.5
                                 rises = 0
                             velocity[...] = 0.0
-                            theta[...] = monitor.best_checked[1]  # type: ignore[index]
+                            theta[...] = best[1]
                             start[...] = theta
                             in_round = 0
                             monitor.info["momentum"] = beta

@@ -103,6 +103,16 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def _key_value(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    try:
+        if not sep or not key.strip():
+            raise ValueError
+        return key.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {text!r}") from None
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench.runner import run_benchmark
 
@@ -111,7 +121,7 @@ def _bench(args: argparse.Namespace) -> int:
                                             "threads_per_worker": args.threads}
         run_benchmark(
             client, data=args.data, synthetic=args.synthetic, n=args.n, d=args.d,
-            partitions=args.partitions, solvers=args.solvers, stragglers=args.stragglers,
+            synthetic_params=dict(args.synthetic_param or []), partitions=args.partitions, solvers=args.solvers, stragglers=args.stragglers,
             straggler_c=args.straggler_c, straggler_form=args.straggler_form,
             targets=args.targets, time_budget=args.time_budget, seeds=args.seeds,
             repeats=args.repeats, lam=args.lam, loss=args.loss, tune=args.tune,
@@ -156,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--synthetic", choices=("epsilon", "rcv1"), default="epsilon")
     bench.add_argument("--n", type=int, default=100_000, help="synthetic rows")
     bench.add_argument("--d", type=int, default=100, help="synthetic columns")
+    bench.add_argument("--synthetic-param", type=_key_value, action="append", metavar="KEY=NUMBER",
+                       help="a parameter of the synthetic family (repeatable), e.g. decay=0.5 "
+                       "for an ill-conditioned epsilon-like problem")
     bench.add_argument("--partitions", type=int, default=32)
     bench.add_argument("--solvers", nargs="+", default=["sgd", "asgd", "saga", "asaga"],
                        help="sgd, asgd, saga, asaga (options as name[key=value,...]) and "

@@ -976,8 +976,8 @@ class PartitionedData:
         client : distributed.Client, optional
             Defaults to :func:`distributed.get_client`.
         **kw
-            Family parameters (``noise``, ``flip``; for ``"rcv1"`` also
-            ``density`` and ``alpha``), see
+            Family parameters (``noise``, ``flip``; for ``"epsilon"`` also
+            ``decay``, for ``"rcv1"`` ``density`` and ``alpha``), see
             :func:`daskasync.datasets.synthetic_rows`.
 
         Returns

@@ -51,7 +51,7 @@ _WEIGHT_STREAM = 2**31  # SeedSequence([seed, _WEIGHT_STREAM]) -> true weight ve
 
 # Keyword parameters (with defaults) accepted by each synthetic kind.
 _KIND_DEFAULTS: dict[str, dict[str, float]] = {
-    "epsilon": {"noise": 0.1, "flip": 0.05},
+    "epsilon": {"noise": 0.1, "flip": 0.05, "decay": 0.0},
     "rcv1": {"density": 0.05, "alpha": 1.1, "noise": 0.1, "flip": 0.05},
 }
 
@@ -177,6 +177,8 @@ def _check_synthetic_params(kind: Any, kw: dict[str, Any]) -> dict[str, float]:
         raise ValueError(f"noise must be >= 0, got {params['noise']}")
     if not 0.0 <= params["flip"] <= 0.5:
         raise ValueError(f"flip must be in [0, 0.5], got {params['flip']}")
+    if kind == "epsilon" and params["decay"] < 0:
+        raise ValueError(f"decay must be >= 0, got {params['decay']}")
     if kind == "rcv1":
         if not 0.0 < params["density"] <= 1.0:
             raise ValueError(f"density must be in (0, 1], got {params['density']}")
@@ -209,13 +211,16 @@ def _normalize_rows_dense(X: np.ndarray) -> None:
 
 
 def _epsilon_chunk(
-    j: int, d: int, seed: int, w: np.ndarray, *, noise: float, flip: float
+    j: int, d: int, seed: int, w: np.ndarray, *, noise: float, flip: float, decay: float
 ) -> tuple[np.ndarray, np.ndarray]:
     rng = _chunk_rng(seed, j)
     # N(0, I) / sqrt(d) rows normalized to unit norm (the 1/sqrt(d) cancels out).
     X = rng.standard_normal((GEN_CHUNK, d))
+    if decay:
+        # column k scaled by (k + 1) ** (-decay / 2): a power-law covariance spectrum
+        X *= np.arange(1, d + 1, dtype=np.float64) ** (-0.5 * decay)
     _normalize_rows_dense(X)
-    # ||x|| = 1 and w ~ N(0, I): the margin x @ w is ~ N(0, 1).
+    # ||x|| = 1 and w ~ N(0, I): the margin x @ w is ~ N(0, 1) (a bit narrower with decay).
     y = _labels(rng, X @ w, noise, flip)
     return X, y
 
@@ -308,7 +313,12 @@ def synthetic_rows(
         ``"rcv1"`` also: ``density`` (expected draws per row are
         ``max(density * d, 1)``, default 0.05; repeated columns are merged, so
         the stored nonzeros per row are a bit fewer) and ``alpha`` (power-law
-        exponent of the column frequencies, default 1.1).
+        exponent of the column frequencies, default 1.1). ``"epsilon"`` also:
+        ``decay`` (default 0: isotropic rows): column ``k`` is scaled by
+        ``(k + 1) ** (-decay / 2)`` before the rows are normalized, so the feature
+        covariance has a power-law spectrum and the problem is ill-conditioned like
+        real data (at ``d = 2000``, ``decay = 0.5`` makes gradient descent need about
+        45 iterations to 1e-2 relative suboptimality instead of 5).
 
     Returns
     -------
@@ -370,6 +380,7 @@ def make_epsilon_like(
     *,
     noise: float = 0.1,
     flip: float = 0.05,
+    decay: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dense, row-normalized binary classification data resembling *epsilon*.
 
@@ -391,6 +402,12 @@ def make_epsilon_like(
         Std of the Gaussian noise added to the margin.
     flip : float, default 0.05
         Fraction of labels flipped at random.
+    decay : float, default 0.0
+        Power-law exponent of the feature covariance spectrum: column ``k`` is
+        scaled by ``(k + 1) ** (-decay / 2)`` before the rows are normalized. ``0``
+        gives isotropic rows, on which full-batch methods converge in a handful of
+        iterations; ``0.5`` at ``d = 2000`` makes the problem ill-conditioned like
+        real data (gradient descent needs about 45 iterations to 1e-2).
 
     Returns
     -------
@@ -408,7 +425,7 @@ def make_epsilon_like(
     ((100, 20), True)
     """
     n = _check_int(n, "n", minimum=1)
-    X, y = synthetic_rows("epsilon", 0, n, d, seed, noise=noise, flip=flip)
+    X, y = synthetic_rows("epsilon", 0, n, d, seed, noise=noise, flip=flip, decay=decay)
     assert isinstance(X, np.ndarray)
     return X, y
 

@@ -60,7 +60,29 @@ def test_time_to_target_is_the_first_crossing():
     assert time_to_target(trace, 1e-6) is None
 
 
+def test_markdown_reports_a_lower_bound_when_only_the_async_solver_got_there():
+    def entry(times, trace_end):
+        return {"time_to_target_s": times, "final_rel_subopt": 1e-3, "updates": 10,
+                "mean_staleness": 0.0, "dropped": 0, "step_size": 1.0,
+                "trace": [[0.0, 1.0], [trace_end, 1e-3]]}
+
+    results = {
+        "targets": [0.1, 0.01],
+        "solvers": {"sgd": entry({"0.1": None, "0.01": None}, 120.0),
+                    "asgd": entry({"0.1": 30.0, "0.01": None}, 120.0)},
+        "ratios": {"sgd / asgd": {"0.1": None, "0.01": None}},
+        "ratio_lower_bounds": {"sgd / asgd": {"0.1": 4.0}},
+    }
+    table = markdown_table(results)
+    assert "| sgd / asgd | > 4.00x | — |" in table
+    assert "did not reach the target in its whole run" in table
+    del results["ratio_lower_bounds"]  # results.json files written before the bounds
+    assert "| sgd / asgd | — | — |" in markdown_table(results)
+
+
 def test_bad_arguments_are_refused_before_any_work(client, tmp_path):
+    svm = tmp_path / "tiny.svm"
+    svm.write_text("1 1:0.5\n-1 2:1.0\n")
     for kw, match in [
         ({"targets": [2.0]}, "targets"),
         ({"time_budget": 0}, "time_budget"),
@@ -68,9 +90,14 @@ def test_bad_arguments_are_refused_before_any_work(client, tmp_path):
         ({"solvers": ["sgd", "sgd"]}, "listed twice"),
         ({"data": str(tmp_path / "missing.svm")}, "no such file"),
         ({"stragglers": "storm"}, "stragglers"),
+        ({"synthetic_params": {"decay": -0.5}}, "decay must be >= 0"),
+        ({"synthetic_params": {"decay": 0.5}, "data": str(svm)}, "only for synthetic data"),
     ]:
         with pytest.raises(ValueError, match=match):
             run_benchmark(client, output=None, **kw)
+    with pytest.raises(TypeError, match="unexpected parameter"):
+        run_benchmark(client, output=None, synthetic_params={"speed": 1.0})
+    assert not client.has_what() or not any(client.has_what().values())
 
 
 @pytest.mark.slow
@@ -84,8 +111,10 @@ def test_a_small_benchmark_end_to_end(client, tmp_path):
         targets=[1e-1, 1e-3], time_budget=2.0, seeds=[0], repeats=1, lam=1e-3,
         cache_dir=tmp_path / "cache", overhead_updates=200, progress=False,
     )
+    kw["synthetic_params"] = {"decay": 0.5}
     res = run_benchmark(client, output=out, **kw)
     saved = json.loads((out / "results.json").read_text())
+    assert saved["dataset"]["params"] == {"decay": 0.5}
     assert saved["f_star"] == res["f_star"] and res["f_star_info"]["cached"] is False
     assert set(saved["dataset"]) >= {"name", "n", "d", "nnz"} and saved["dataset"]["n"] == 6000
     assert saved["cluster"]["partitions"] == 4 and saved["cluster"]["workers"] == 2

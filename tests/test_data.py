@@ -341,6 +341,33 @@ def test_epsilon_like_properties_and_determinism() -> None:
     assert not np.array_equal(X, X3)
 
 
+def test_epsilon_like_decay_makes_a_power_law_spectrum() -> None:
+    """``decay`` scales column k by (k + 1) ** (-decay / 2) before the rows are normalized:
+    the feature variances fall as a power law and the covariance's condition number
+    grows with decay, while rows keep unit norm and labels stay balanced."""
+    n, d = 20_000, 50
+    X0, _ = make_epsilon_like(n=n, d=d, seed=3)
+    X1, y1 = make_epsilon_like(n=n, d=d, seed=3, decay=1.0)
+    np.testing.assert_allclose(np.linalg.norm(X1, axis=1), 1.0, rtol=1e-12)
+    assert 0.3 < np.mean(y1 == 1) < 0.7
+    var0, var1 = X0.var(axis=0), X1.var(axis=0)
+    assert var0.max() / var0.min() < 1.5  # isotropic
+    ratio = var1[0] / var1[-1]  # expected (d / 1) ** 1.0 = 50
+    assert 35 < ratio < 70, ratio
+    slope = np.polyfit(np.log(np.arange(1, d + 1)), np.log(var1), 1)[0]
+    assert -1.15 < slope < -0.85, slope
+    cond = [np.linalg.cond(X.T @ X / n) for X in (X0, X1)]
+    assert cond[1] > 20 * cond[0]
+    # the same seed draws the same Gaussians: decay only rescales columns and renormalizes
+    Xs = X0 * np.arange(1, d + 1) ** -0.5
+    Xs /= np.linalg.norm(Xs, axis=1)[:, None]
+    np.testing.assert_allclose(X1, Xs, rtol=1e-12)
+    with pytest.raises(ValueError, match="decay must be >= 0"):
+        make_epsilon_like(n=10, d=3, decay=-1.0)
+    with pytest.raises(TypeError, match="decay"):
+        synthetic_rows("rcv1", 0, 10, 3, decay=1.0)
+
+
 def test_rcv1_like_properties_and_determinism() -> None:
     X, y = make_rcv1_like(n=6000, d=200, density=0.05, seed=2)
     assert_canonical_csr(X)

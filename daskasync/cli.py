@@ -121,7 +121,8 @@ def _bench(args: argparse.Namespace) -> int:
                                             "threads_per_worker": args.threads}
         run_benchmark(
             client, data=args.data, synthetic=args.synthetic, n=args.n, d=args.d,
-            synthetic_params=dict(args.synthetic_param or []), partitions=args.partitions, solvers=args.solvers, stragglers=args.stragglers,
+            synthetic_params=dict(args.synthetic_param or []), partitions=args.partitions,
+            solvers=args.solvers, stragglers=args.stragglers,
             straggler_c=args.straggler_c, straggler_form=args.straggler_form,
             targets=args.targets, time_budget=args.time_budget, seeds=args.seeds,
             repeats=args.repeats, lam=args.lam, loss=args.loss, tune=args.tune,

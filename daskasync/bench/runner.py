@@ -561,11 +561,8 @@ def run_benchmark(
     model = straggler_model(stragglers, form=straggler_form, n_units=n_units, c=straggler_c)
     if data is not None and not os.path.exists(data):
         raise ValueError(f"data: no such file {data!r}")
-    if data is None:  # bad family parameters fail here, before any data is made
-        from ..datasets import _check_synthetic_params
-
-        _check_synthetic_params(synthetic, dict(synthetic_params or {}))
-    elif synthetic_params:
+    if data is not None and synthetic_params:
+        # (bad family parameters are refused by PartitionedData.synthetic before any task)
         raise ValueError("synthetic_params: only for synthetic data, not with data=")
 
     def say(msg: str) -> None:

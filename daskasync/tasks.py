@@ -19,6 +19,7 @@ from .stragglers import Straggler
 __all__ = [
     "sample_rows",
     "run_task",
+    "run_task_at",
     "margins",
     "grad_kernel",
     "eval_kernel",
@@ -85,6 +86,23 @@ def run_task(
         if delay > 0:
             time.sleep(delay)
     return value, (_worker_address(), start, compute, time.perf_counter() - t0)
+
+
+def run_task_at(
+    kernel,
+    block: tuple[Any, np.ndarray],
+    model: np.ndarray,
+    partition: int,
+    task_index: int,
+    kwargs: dict,
+    *,
+    seed: int,
+    straggler: Straggler | None,
+    avg_task_time: float,
+) -> tuple[Any, TaskMeta]:
+    """:func:`run_task` with the per-task arguments positional (for ``Client.map``)."""
+    return run_task(kernel, block, model, partition=partition, task_index=task_index,
+                    seed=seed, straggler=straggler, avg_task_time=avg_task_time, kwargs=kwargs)
 
 
 def margins(X, theta: np.ndarray, fit_intercept: bool) -> np.ndarray:

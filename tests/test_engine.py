@@ -147,6 +147,41 @@ def test_inline_transport_puts_no_model_keys_on_the_cluster(client, small_data):
     assert scheduler_keys(client, "daskasync-model-") == []  # not even transiently: none made
 
 
+def _graph_updates(client) -> int:
+    """Graph updates the scheduler has received from this client so far."""
+    events = client.get_events(client.id)
+    return sum(1 for _t, msg in events if isinstance(msg, dict)
+               and msg.get("action") == "update-graph")
+
+
+def test_work_for_several_partitions_reaches_the_scheduler_in_one_message(client, small_data):
+    eng = da.Engine(small_data, transport="scatter", name="test")
+    eng.publish(np.zeros(5))
+    extra = client.scatter(np.full(5, 7.0))
+
+    def tagged(block, w, *, partition, task_index, seed, tag, extra):
+        return partition, task_index, tag, float(w[0]), float(extra[0])
+
+    before = _graph_updates(client)
+    tickets = eng.submit(tagged, [0, 1, 2], lambda p, t: {"tag": 10 * p + t, "extra": extra})
+    deadline = time.monotonic() + 30
+    while len(set(scheduler_keys(client, "test-grad-"))) < 3:  # one unique key each
+        assert time.monotonic() < deadline, scheduler_keys(client, "test-grad-")
+        time.sleep(0.01)
+    got = sorted(eng.collect() for _ in tickets)
+    # each task got its own partition, task index and arguments (a future inside them too)
+    assert got == [(t.partition, t.task_index, 10 * t.partition + t.task_index, 0.0, 7.0)
+                   for t in tickets]
+    assert _graph_updates(client) - before == 1
+    before = _graph_updates(client)
+    values, attrs = eng.round(tagged, lambda p, t: {"tag": -1, "extra": extra})
+    assert [v[0] for v in values] == [0, 1, 2] and [a.partition for a in attrs] == [0, 1, 2]
+    assert _graph_updates(client) - before == 1  # a round is one message too
+    eng.close()
+    extra.release()
+    assert_no_tasks(client)
+
+
 class RecordingQuorum(Quorum):
     """Quorum that records how many partitions were available at each decision."""
 

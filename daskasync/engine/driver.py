@@ -27,7 +27,7 @@ from distributed import Future, as_completed
 from distributed.client import FutureCancelledError, FuturesCancelledError
 
 from ..stragglers import Straggler, make_straggler
-from ..tasks import eval_kernel, objectives_kernel, run_task
+from ..tasks import eval_kernel, objectives_kernel, run_task, run_task_at
 from .barriers import Barrier, BarrierError, make_barrier
 from .broadcast import Broadcaster
 from .coordinator import Coordinator, ResultAttributes, Ticket
@@ -260,6 +260,31 @@ class Engine:
                 priority=spec.priority,
             )
 
+    def _launch_many(self, specs: Sequence[_Spec]) -> list:
+        """Launch ``specs`` (same kernel, version and priority) in one message to the
+        scheduler (``Client.map``: one graph update instead of one per task)."""
+        if len(specs) <= 1:
+            return [self._launch(s) for s in specs]
+        first = specs[0]
+        for s in specs:
+            s.part = self._parts[s.partition]
+        with dask.annotate(**self.annotations) if self.annotations else nullcontext():
+            return self.client.map(
+                run_task_at,
+                [s.kernel for s in specs],
+                [s.part for s in specs],
+                [s.ref for s in specs],
+                [s.partition for s in specs],
+                [s.task_index for s in specs],
+                [s.kwargs for s in specs],
+                seed=self.seed,
+                straggler=first.delay[0],
+                avg_task_time=first.delay[1],
+                key=[self._key(s.kind, s.partition) for s in specs],
+                priority=first.priority,
+                batch_size=None,
+            )
+
     async def _repair(self, specs: Sequence[_Spec]) -> None:
         """Tasks of ``specs`` were cancelled by the cluster: re-create what a dead worker
         took with it (scattered data blocks, model versions) so they can run again."""
@@ -330,7 +355,7 @@ class Engine:
     async def _gather(self, specs: Sequence[_Spec], pool: set) -> list:
         """Launch the tasks of ``specs`` and gather their results in order, repairing
         worker losses; ``pool`` holds the futures while they are in flight."""
-        futs = [self._launch(s) for s in specs]
+        futs = self._launch_many(specs)
         pool.update(futs)
         try:
             while True:
@@ -393,12 +418,13 @@ class Engine:
         version = self.broadcaster._check(version)
         ref = await self.broadcaster._ref(version, uses=len(partitions))
         delay = self._task_delay_args()
-        tickets = []
+        tickets, specs = [], []
         for ticket, kw in self._tickets_for(partitions, version, kind, args):
-            spec = _Spec(kernel, ticket.partition, version, ref, ticket.task_index, kw, kind,
-                         delay)
-            self._track(self._launch(spec), ticket, spec)
+            specs.append(_Spec(kernel, ticket.partition, version, ref, ticket.task_index, kw,
+                               kind, delay))
             tickets.append(ticket)
+        for fut, ticket, spec in zip(self._launch_many(specs), tickets, specs, strict=True):
+            self._track(fut, ticket, spec)
         return tickets
 
     def _track(self, fut: Any, ticket: Ticket, spec: _Spec) -> None:

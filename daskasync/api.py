@@ -203,7 +203,8 @@ def minimize(
           model jumps by ``beta`` times the velocity. Safeguard: when a full-objective check
           finds the model worse than the best checked one, the run restarts from that
           model without velocity, and a second such rise halves ``beta``; ten checks in a
-          row at a new best move a halved ``beta`` halfway back up. ``0.95`` takes w8a
+          row at a new best move a halved ``beta`` halfway back up (a run continued with
+          ``init=`` goes on from the ``beta`` its state records). ``0.95`` takes w8a
           to 1e-8 in about 85 epochs, where plain ASAGA is at 2.5e-4 after 300. The
           ``"auto"`` step is then ``min(1 / (3 L_avg P), 1 / (3 L))``: on a9a (rows of
           equal norm) this is ``1 / (3 L P)``, and 0.95 reaches 1e-8 in about 265 epochs,
@@ -442,6 +443,9 @@ def minimize(
                 options["velocity0"] = np.asarray(
                     init.solver_state["momentum_velocity"], dtype=np.float64
                 )
+            if not spec.synchronous and init is not None and "momentum" in init.solver_state:
+                # ASAGA's safeguard had lowered beta: go on from there (it can recover)
+                options["beta0"] = float(init.solver_state["momentum"])
         engine.history = history
     tau_bar = min(P - 1, barrier_.max_staleness if barrier_.max_staleness is not None else P)
 

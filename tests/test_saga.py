@@ -3,6 +3,7 @@ scikit-learn and closed forms."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -101,13 +102,17 @@ def test_staleness_aware_asaga_converges(client4):
     data.release()
 
 
-def _sklearn_saga_coef(X, y) -> np.ndarray:
-    """scikit-learn's saga, C = 1 (lambda = 1/n), to tol 1e-8: the coefficients to match."""
+@functools.cache
+def _libsvm_problem(name: str):
+    """A shared LIBSVM file, its f* (lambda = 1/n) and scikit-learn's saga coefficients
+    (C = 1, tol 1e-8): loaded and solved once for the SAGA and the ASAGA tests."""
+    X, y = da.load_libsvm(shared_data(name))
+    _, f_star = reference_solution(X, y, "logistic", L2(1.0 / X.shape[0]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sk = LogisticRegression(solver="saga", C=1.0, fit_intercept=False, tol=1e-8,
                                 max_iter=100_000).fit(X, y)
-    return sk.coef_.ravel()
+    return X, y, f_star, sk.coef_.ravel()
 
 
 @pytest.mark.slow
@@ -122,10 +127,8 @@ def test_saga_with_momentum_reaches_1e_8_and_sklearns_coefficients(client4, name
     search) reaches 1e-8 relative suboptimality and scikit-learn's saga coefficients
     (fitted to tol 1e-8, itself within 2e-7 of the optimum). Without momentum the same
     epochs leave w8a at 4e-5."""
-    X, y = da.load_libsvm(shared_data(name))
+    X, y, f_star, ref = _libsvm_problem(name)
     n = X.shape[0]
-    _, f_star = reference_solution(X, y, "logistic", L2(1.0 / n))
-    ref = _sklearn_saga_coef(X, y)
     data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
     res = da.minimize(data, solver="saga", lam=1.0 / n, batch_fraction=0.25, momentum=0.8,
                       max_epochs=epochs, record_interval=0.5)
@@ -151,10 +154,8 @@ def test_asaga_with_momentum_reaches_1e_8(client4, name, epochs, coef_rtol):
     safeguard's recovery (beta back towards 0.95 after 10 improving checks) the tail runs
     at 0.24 and the coefficients are still 4e-5 off after 700 epochs. Without momentum
     ASAGA is at 2.5e-4 on w8a after 300 epochs, and needs 600 on a9a for 7.5e-10."""
-    X, y = da.load_libsvm(shared_data(name))
+    X, y, f_star, ref = _libsvm_problem(name)
     n = X.shape[0]
-    _, f_star = reference_solution(X, y, "logistic", L2(1.0 / n))
-    ref = _sklearn_saga_coef(X, y)
     data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
     res = da.minimize(data, solver="asaga", lam=1.0 / n, batch_fraction=0.25, momentum=0.95,
                       max_epochs=epochs, record_interval=0.5)
@@ -179,5 +180,11 @@ def test_asaga_momentum_falls_back_instead_of_diverging(client4):
     obj = res.history_array("objective")
     assert np.isfinite(res.coef).all()
     assert obj[-1] < obj[0]
-    assert res.state.solver_state["momentum"] < 0.99
+    beta = res.state.solver_state["momentum"]
+    assert beta < 0.99
+    # a continued run goes on with the lowered beta, not the requested 0.99
+    rest = da.minimize(data, solver="asaga", loss="multinomial", lam=1e-6, momentum=0.99,
+                       batch_fraction=0.5, max_epochs=2, step_size=2.0, init=res.state)
+    assert rest.state.solver_state["momentum"] <= beta
+    assert np.isfinite(rest.coef).all()
     data.release()

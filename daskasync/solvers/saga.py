@@ -188,6 +188,7 @@ async def run_asaga(
     combine: float | str | None = None,
     eta0: float = 1.0,
     momentum: float = 0.0,
+    beta0: float | None = None,
 ) -> np.ndarray:
     """Asynchronous SAGA: each partition's result is applied as it arrives, with the
     engine's barrier (quorum, ``tau``, SSP, predicates). ``inner="batch"`` takes a step of
@@ -209,7 +210,8 @@ async def run_asaga(
     a second such rise before any improvement halves ``beta``. The rises come mostly from
     the early, nonlinear phase: after ``_MOMENTUM_RECOVERY_CHECKS`` consecutive checks at a
     new best, a halved ``beta`` moves halfway back to ``momentum`` (on a9a the tail then
-    runs at about 0.7 instead of 0.24, and 1e-13 comes about twice as soon)."""
+    runs at about 0.7 instead of 0.24, and 1e-13 comes about twice as soon). ``beta0`` is
+    the ``beta`` a continued run had reached (at most ``momentum``)."""
     P = engine.n_partitions
     adaptive = combine == "adaptive" and inner == "sequential"
     base_weight = 1.0 / P if combine is None or isinstance(combine, str) else float(combine)
@@ -218,6 +220,10 @@ async def run_asaga(
     if adaptive or momentum:
         monitor.watch = True
     beta = float(momentum) if inner == "sequential" else 0.0
+    if beta and beta0 is not None:
+        beta = min(beta, float(beta0))
+    if beta:
+        monitor.info["momentum"] = beta  # the state of a run to continue
     velocity = np.zeros_like(theta)
     start = theta.copy()
     in_round = 0

@@ -19,7 +19,6 @@ from .stragglers import Straggler
 __all__ = [
     "sample_rows",
     "run_task",
-    "run_task_at",
     "margins",
     "grad_kernel",
     "eval_kernel",
@@ -67,16 +66,17 @@ def run_task(
     kernel,
     block: tuple[Any, np.ndarray],
     model: np.ndarray,
-    *,
     partition: int,
     task_index: int,
+    kwargs: dict,
+    *,
     seed: int,
     straggler: Straggler | None,
     avg_task_time: float,
-    kwargs: dict,
 ) -> tuple[Any, TaskMeta]:
     """Run ``kernel(block, model, partition=..., task_index=..., seed=..., **kwargs)`` and
-    sleep the straggler delay. Returns ``(value, (worker, start, compute_s, total_s))``."""
+    sleep the straggler delay. Returns ``(value, (worker, start, compute_s, total_s))``.
+    The per-task arguments are positional so that ``Client.map`` can vary them."""
     t0 = time.perf_counter()
     start = time.time()
     value = kernel(block, model, partition=partition, task_index=task_index, seed=seed, **kwargs)
@@ -86,23 +86,6 @@ def run_task(
         if delay > 0:
             time.sleep(delay)
     return value, (_worker_address(), start, compute, time.perf_counter() - t0)
-
-
-def run_task_at(
-    kernel,
-    block: tuple[Any, np.ndarray],
-    model: np.ndarray,
-    partition: int,
-    task_index: int,
-    kwargs: dict,
-    *,
-    seed: int,
-    straggler: Straggler | None,
-    avg_task_time: float,
-) -> tuple[Any, TaskMeta]:
-    """:func:`run_task` with the per-task arguments positional (for ``Client.map``)."""
-    return run_task(kernel, block, model, partition=partition, task_index=task_index,
-                    seed=seed, straggler=straggler, avg_task_time=avg_task_time, kwargs=kwargs)
 
 
 def margins(X, theta: np.ndarray, fit_intercept: bool) -> np.ndarray:

@@ -27,7 +27,7 @@ from distributed import Future, as_completed
 from distributed.client import FutureCancelledError, FuturesCancelledError
 
 from ..stragglers import Straggler, make_straggler
-from ..tasks import eval_kernel, objectives_kernel, run_task, run_task_at
+from ..tasks import eval_kernel, objectives_kernel, run_task
 from .barriers import Barrier, BarrierError, make_barrier
 from .broadcast import Broadcaster
 from .coordinator import Coordinator, ResultAttributes, Ticket
@@ -241,38 +241,23 @@ class Engine:
         return self.straggler, (self.avg_task_time if warm else 0.0)
 
     def _launch(self, spec: _Spec) -> Any:
-        """Submit one task on ``spec.partition``'s block under a readable unique key, with
-        the run's dask annotations (its span)."""
-        spec.part = self._parts[spec.partition]
-        with dask.annotate(**self.annotations) if self.annotations else nullcontext():
-            return self.client.submit(
-                run_task,
-                spec.kernel,
-                spec.part,
-                spec.ref,
-                partition=spec.partition,
-                task_index=spec.task_index,
-                seed=self.seed,
-                straggler=spec.delay[0],
-                avg_task_time=spec.delay[1],
-                kwargs=spec.kwargs,
-                key=self._key(spec.kind, spec.partition),
-                priority=spec.priority,
-            )
+        """Submit one task (see :meth:`_launch_many`)."""
+        return self._launch_many([spec])[0]
 
     def _launch_many(self, specs: Sequence[_Spec]) -> list:
-        """Launch ``specs`` (same kernel, version, straggler delay and priority) in one
-        message to the scheduler (``Client.map``: one graph update instead of one per task;
-        on a LocalCluster the scheduler shares the driver's event loop, so this is the
-        driver's largest saving per task). Keys stay explicit and unique."""
-        if len(specs) <= 1:
-            return [self._launch(s) for s in specs]
+        """Launch ``specs`` (same kernel, version, straggler delay and priority) on their
+        partitions' blocks in one message to the scheduler (``Client.map``: one graph
+        update instead of one per task; on a LocalCluster the scheduler shares the driver's
+        event loop, so this is the driver's largest saving per task), under readable
+        unique keys and with the run's dask annotations (its span)."""
+        if not specs:
+            return []
         first = specs[0]
         for s in specs:
             s.part = self._parts[s.partition]
         with dask.annotate(**self.annotations) if self.annotations else nullcontext():
             return self.client.map(
-                run_task_at,
+                run_task,
                 [s.kernel for s in specs],
                 [s.part for s in specs],
                 [s.ref for s in specs],
@@ -510,6 +495,12 @@ class Engine:
     def collect(self) -> Any:
         """Next result's value (ASYNC's ``collect``)."""
         return self.collect_all()[0]
+
+    def _batch_pending(self) -> bool:
+        """Another finished result of a task in flight is waiting: the asynchronous loops
+        apply it before handing out work, so that the partitions that finished together get
+        the newest model in one message (an untracked leftover never holds work back)."""
+        return bool(self._tickets) and self.has_ready()
 
     def has_ready(self) -> bool:
         """Whether a finished result is waiting to be collected."""

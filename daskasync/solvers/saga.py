@@ -305,7 +305,7 @@ async def run_asaga(
                 tasks.store(attrs.partition, attrs.task_index, new, d_mean)
             if apply_update(engine, monitor, theta, count, step):
                 break
-        if not (engine.in_flight and engine.has_ready()):  # as in run_asgd
+        if not engine._batch_pending():
             await engine._submit(tasks.kernel, None, tasks.args)
     await engine._cancel_in_flight()
     return theta

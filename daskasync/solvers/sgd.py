@@ -90,9 +90,7 @@ async def run_asgd(
                 break
         elif monitor.check_time():
             break
-        if not (engine.in_flight and engine.has_ready()):
-            # the results that finished together are applied first; their partitions then
-            # get the newest model, in one message to the scheduler
+        if not engine._batch_pending():
             await engine._submit(grad_kernel, None, kw)
     await engine._cancel_in_flight()
     return theta

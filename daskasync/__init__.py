@@ -5,7 +5,7 @@ row blocks on the workers, a versioned model broadcast with history, bookkeeping
 task's staleness, barrier policies, and synchronous/asynchronous solvers on top.
 """
 
-from .api import lipschitz_constant, minimize
+from .api import minimize
 from .data import PartitionedData
 from .datasets import load_libsvm, make_epsilon_like, make_rcv1_like
 from .engine import (
@@ -29,12 +29,14 @@ from .engine import (
 from .engine.history import GradientHistory
 from .estimators import LinearRegression, LogisticRegression
 from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss, get_loss
+from .monitor import StopCriteria
 from .penalties import L1, L2, ElasticNet, NoPenalty, Penalty, make_penalty
 from .plotting import LivePlot, plot_history
+from .problem import Problem, RowStats, lipschitz_constant
 from .progress import ProgressBar, RunInfo
 from .result import FitResult, Record
 from .schedules import constant, inv_sqrt, make_schedule
-from .solvers import SOLVERS, Problem, StopCriteria
+from .solvers import SOLVERS, Solver, SolverState, get_solver, register_solver
 from .state import RunState
 from .stragglers import Cloud, DelayFunction, Intensity, NoStragglers, Straggler, make_straggler
 from .tasks import sample_rows
@@ -52,6 +54,9 @@ __all__ = [
     "L1",
     "L2",
     "SOLVERS",
+    "Solver",
+    "SolverState",
+    "RowStats",
     "SSP",
     "Async",
     "Barrier",
@@ -88,6 +93,8 @@ __all__ = [
     "__version__",
     "constant",
     "get_loss",
+    "get_solver",
+    "register_solver",
     "inv_sqrt",
     "lipschitz_constant",
     "load_libsvm",

@@ -23,16 +23,40 @@ from sklearn.utils.extmath import safe_sparse_dot, softmax
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .api import check_momentum_value, minimize
+from .api import minimize
+from .constraints import BOOLEAN, Instance, Interval, Options, check_all
 from .data import PartitionedData
 from .engine.barriers import Barrier
+from .losses import get_loss
+from .penalties import make_penalty
+from .problem import Problem
 from .result import FitResult, Record
+from .solvers.registry import SOLVERS, get_solver
 from .state import RunState
 
 __all__ = ["LogisticRegression", "LinearRegression"]
 
-_SOLVERS = ("sgd", "asgd", "saga", "asaga")
-_PENALTIES = ("l2", "l1", "elasticnet", "none", None)
+_POSITIVE = Interval("real", 0, closed="neither")
+
+#: what each estimator parameter may be (the solver is checked against the registry, and
+#: the solver's own options by the solver, both before any data reaches the cluster)
+_PARAMETER_CONSTRAINTS: dict[str, list] = {
+    "penalty": [Options("l2", "l1", "elasticnet", "none"), None],
+    "C": [_POSITIVE],
+    "l1_ratio": [Interval("real", 0, 1)],
+    "fit_intercept": [BOOLEAN],
+    "max_iter": [Interval("int", 1)],
+    "tol": [Interval("real", 0), None],
+    "random_state": [Interval("int", 0), Instance(np.random.RandomState, "a RandomState"),
+                     None],
+    "batch_fraction": [Interval("real", 0, 1, closed="right"), Options("auto")],
+    "tau": [Interval("int", 0), None],
+    "step_size": [_POSITIVE, Options("auto")],
+    "n_partitions": [Interval("int", 1), None],
+    "momentum": [Interval("real", 0, 1, closed="left")],
+    "client": [Instance(Client, "a distributed.Client"), None],
+    "verbose": [Interval("int", 0)],
+}
 
 
 def _is_dask(obj: Any) -> bool:
@@ -95,36 +119,24 @@ class _LinearModel(BaseEstimator):
 
     # -- parameters ------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver: must be one of {_SOLVERS}, got {self.solver!r}")
-        check_momentum_value(self.momentum)
-        if self.penalty not in _PENALTIES:
-            raise ValueError(
-                f"penalty: must be 'l2', 'l1', 'elasticnet' or 'none', got {self.penalty!r}"
-            )
-        if isinstance(self.C, bool) or not isinstance(self.C, numbers.Real) or not (
-            0 < self.C < np.inf
-        ):
-            raise ValueError(f"C: must be a positive finite number, got {self.C!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or (
-            self.max_iter < 1
-        ):
-            raise ValueError(f"max_iter: must be an int >= 1, got {self.max_iter!r}")
-        if self.tol is not None and (
-            isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or self.tol < 0
-        ):
-            raise ValueError(f"tol: must be a number >= 0 or None, got {self.tol!r}")
-        if self.tau is not None and (
-            isinstance(self.tau, bool) or not isinstance(self.tau, numbers.Integral) or self.tau < 0
-        ):
-            raise ValueError(f"tau: must be an int >= 0 or None, got {self.tau!r}")
-        if self.client is not None and not isinstance(self.client, Client):
-            raise TypeError(f"client: expected a distributed.Client, got {self.client!r}")
+        check_all(self.get_params(deep=False), _PARAMETER_CONSTRAINTS)
+        get_solver(self.solver)
+
+    def _check_solver_options(self, loss: str, n: int, d: int, n_outputs: int) -> None:
+        """The solver's own checks of its options, on the problem's shape (no data)."""
+        solver = SOLVERS[self.solver]
+        penalty = make_penalty("none" if self.penalty in (None, "none") else self.penalty,
+                               self._lam(n), self.l1_ratio)
+        problem = Problem(get_loss(loss), penalty, bool(self.fit_intercept), n, d, n_outputs)
+        solver.make_options(problem, 1, **self._solver_options())
+
+    def _solver_options(self) -> dict[str, Any]:
+        return {"combine": self.combine, "momentum": self.momentum}
 
     def _fraction(self) -> float:
         if self.batch_fraction == "auto":
-            return 1.0 if self.solver in ("saga", "asaga") else 0.1
-        return self.batch_fraction  # minimize validates it
+            return 1.0 if SOLVERS[self.solver].history else 0.1
+        return self.batch_fraction
 
     def _seed(self) -> int:
         if isinstance(self.random_state, numbers.Integral) and not isinstance(
@@ -218,6 +230,8 @@ class _LinearModel(BaseEstimator):
         self._check_params()
         X, y = self._validate_Xy(X, y, reset=not (partial and hasattr(self, "coef_")))
         y_enc, loss = self._encode(y, getattr(self, "classes_", None) if partial else None)
+        n_outputs = len(self.classes_) if loss == "multinomial" else 1
+        self._check_solver_options(loss, int(X.shape[0]), int(X.shape[1]), n_outputs)
         seed = self._seed() if not (partial and hasattr(self, "_seed_")) else self._seed_
         token = dask.base.tokenize(X, y_enc, self.n_partitions, seed)
         with self._client() as client:
@@ -239,8 +253,7 @@ class _LinearModel(BaseEstimator):
                     tau=self.tau,
                     seed=seed,
                     verbose=self.verbose,
-                    combine=self.combine if self.solver in ("saga", "asaga") else None,
-                    momentum=self.momentum if self.solver in ("saga", "asaga") else 0.0,
+                    **self._solver_options(),
                 )
                 state: RunState | None = getattr(self, "_state", None) if partial else None
                 if state is not None and getattr(self, "_token", None) == token:

@@ -21,7 +21,7 @@ from .engine.history import GradientHistory
 
 __all__ = ["RunState"]
 
-_FORMAT = "daskasync-runstate-1"
+_FORMAT = "daskasync-runstate-2"
 
 
 @dataclass
@@ -46,8 +46,10 @@ class RunState:
         Gradient history of SAGA/ASAGA.
     elapsed : float
         Seconds of optimization so far.
-    solver_state : dict
-        Small solver-specific state (JSON values), e.g. SAGA's combination multiplier.
+    solver_state : SolverState
+        The solver's typed state (e.g. :class:`daskasync.solvers.SagaState`: SAGA's
+        combination multiplier and momentum velocity); a continued run starts from it
+        (``Solver.from_state``).
 
     Examples
     --------
@@ -69,8 +71,15 @@ class RunState:
     fingerprint: dict[str, Any]
     history: GradientHistory | None = field(default=None, repr=False)
     elapsed: float = 0.0
-    #: small solver-specific state (JSON values), e.g. SAGA's combination multiplier
-    solver_state: dict[str, Any] = field(default_factory=dict)
+    #: the solver's typed state (``Solver.State``)
+    solver_state: Any = None
+
+    def _solver_items(self) -> list[tuple[str, Any]]:
+        state = self.solver_state
+        if state is None:
+            return []
+        items = state.items() if isinstance(state, dict) else state.to_dict().items()
+        return list(items)
 
     @property
     def epochs(self) -> float:
@@ -104,13 +113,18 @@ class RunState:
             "step_size": float(self.step_size),
             "elapsed": float(self.elapsed),
             "fingerprint": self.fingerprint,
-            "solver_state": self.solver_state,
+            "solver_state": {},
             "history": None,
         }
         arrays: dict[str, np.ndarray] = {
             "theta": np.asarray(self.theta, dtype=np.float64),
             "task_counts": np.asarray(self.task_counts, dtype=np.int64),
         }
+        for key, value in self._solver_items():
+            if isinstance(value, np.ndarray):
+                arrays[f"solver.{key}"] = value
+            else:
+                meta["solver_state"][key] = value
         h = self.history
         if h is not None:
             meta["history"] = {"dim": h.dim, "n_outputs": h.n_outputs, "n_updates": h.n_updates}
@@ -155,10 +169,22 @@ class RunState:
                     fingerprint=dict(meta["fingerprint"]),
                     history=history,
                     elapsed=float(meta["elapsed"]),
-                    solver_state=dict(meta.get("solver_state", {})),
+                    solver_state=_solver_state(meta, z),
                 )
         except (KeyError, json.JSONDecodeError, TypeError) as e:
             raise ValueError(f"{os.fspath(path)}: not a valid daskasync run state ({e})") from e
+
+
+def _solver_state(meta: dict, z: Any) -> Any:
+    """The saved solver state, typed by the solver the fingerprint names."""
+    from .solvers.registry import SOLVERS
+
+    plain: dict[str, Any] = dict(meta.get("solver_state", {}))
+    for key in z.files:
+        if key.startswith("solver."):
+            plain[key[len("solver."):]] = np.array(z[key])
+    solver = SOLVERS.get(meta["fingerprint"].get("solver"))
+    return solver.State.from_dict(plain) if solver is not None else plain
 
 
 def _norm(v: Any) -> Any:

@@ -11,9 +11,10 @@ import scipy.sparse as sp
 
 import daskasync
 from daskasync.losses import LOSSES, LogisticLoss, SquaredLoss, get_loss
+from daskasync.monitor import StopCriteria
 from daskasync.penalties import L1, L2, ElasticNet, NoPenalty, make_penalty
+from daskasync.problem import Problem
 from daskasync.schedules import constant, inv_sqrt, make_schedule
-from daskasync.solvers.base import Problem, StopCriteria
 from daskasync.solvers.sgd import sgd_step
 from daskasync.stragglers import (
     Cloud,

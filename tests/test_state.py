@@ -60,7 +60,7 @@ def test_a_state_from_other_data_or_settings_is_refused(client, data):
     with pytest.raises(ValueError, match=r"init: .*n: state has 3000, this run 2000"):
         da.minimize(other, solver="saga", max_epochs=2, batch_fraction=0.5, init=state)
     other.release()
-    with pytest.raises(TypeError, match="init: expected a daskasync.RunState"):
+    with pytest.raises(TypeError, match="init: must be a daskasync.RunState"):
         da.minimize(data, solver="saga", init={"theta": 0})
     with pytest.raises(ValueError, match="init: give either init or theta0"):
         da.minimize(data, solver="saga", batch_fraction=0.5, init=state, theta0=state.theta)

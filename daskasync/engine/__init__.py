@@ -14,8 +14,9 @@ from .barriers import (
 )
 from .broadcast import Broadcaster
 from .coordinator import Coordinator, PartitionState, ResultAttributes, Ticket, WorkerStats
-from .driver import Engine, run_sync
+from .driver import Engine
 from .history import GradientHistory
+from .sync import run_sync
 
 __all__ = [
     "BARRIERS",

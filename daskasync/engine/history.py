@@ -63,6 +63,14 @@ class GradientHistory:
         self.mean += mean_delta
         self.n_updates += 1
 
+    def copy(self) -> GradientHistory:
+        """An independent copy (scalars, average and update count)."""
+        out = GradientHistory(self.offsets, self.dim, self.n_outputs)
+        out.alpha[...] = self.alpha
+        out.mean[...] = self.mean
+        out.n_updates = self.n_updates
+        return out
+
     @property
     def nbytes(self) -> int:
         """Driver memory of the history (scalars plus average)."""

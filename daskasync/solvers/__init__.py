@@ -1,34 +1,28 @@
-"""Solvers, registered by name (dask-glm style). Each is a coroutine
-``run(engine, problem, theta, schedule, fraction, monitor) -> theta``."""
+"""Solvers, registered by name (dask-glm style): :data:`SOLVERS` maps a name to a
+:class:`Solver` class that owns its options, its typed state, its automatic step rule and
+its loop."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from .asaga import ASAGA, AsagaState
+from .asgd import ASGD
+from .base import RunContext, Solver, SolverState
+from .registry import SOLVERS, get_solver, register_solver
+from .saga import SAGA, SagaState
+from .sgd import SGD, sgd_step
 
-from .base import Monitor, Problem, StopCriteria
-from .saga import run_asaga, run_saga
-from .sgd import run_asgd, run_sgd, sgd_step
-
-
-@dataclass(frozen=True)
-class SolverSpec:
-    """A registered solver: its loop and whether it runs synchronous rounds."""
-
-    name: str
-    run: Any
-    synchronous: bool
-    default_schedule: str = "invsqrt"
-    history: bool = False
-
-
-SOLVERS: dict[str, SolverSpec] = {
-    "sgd": SolverSpec("sgd", run_sgd, synchronous=True),
-    "asgd": SolverSpec("asgd", run_asgd, synchronous=False),
-    "saga": SolverSpec("saga", run_saga, synchronous=True, default_schedule="constant",
-                       history=True),
-    "asaga": SolverSpec("asaga", run_asaga, synchronous=False, default_schedule="constant",
-                        history=True),
-}
-
-__all__ = ["SOLVERS", "SolverSpec", "Monitor", "Problem", "StopCriteria", "sgd_step"]
+__all__ = [
+    "ASAGA",
+    "ASGD",
+    "SAGA",
+    "SGD",
+    "SOLVERS",
+    "AsagaState",
+    "RunContext",
+    "SagaState",
+    "Solver",
+    "SolverState",
+    "get_solver",
+    "register_solver",
+    "sgd_step",
+]

@@ -1,24 +1,168 @@
-"""Pieces shared by every solver: the problem, stopping criteria, and the run monitor that
-records history and decides when to stop. Cluster-free except for the evaluation passes it
-asks the engine for."""
+"""What every solver is made of.
+
+A solver is a class with
+
+* class attributes stating its properties (``name``, ``synchronous``, ``history``,
+  ``losses``, ``penalties``, ``default_schedule``) read by the registry, ``minimize``, the
+  estimators, the command line and the benchmark;
+* ``Options``: a frozen dataclass of its own options, checked by :meth:`Solver.make_options`
+  before any task reaches the cluster;
+* ``State``: a frozen dataclass of what it keeps between updates beyond the model and the
+  gradient history (e.g. SAGA's combination multiplier), with ``to_dict``/``from_dict``, so
+  that a :class:`~daskasync.RunState` can save it and a run can continue from it
+  (:meth:`Solver.from_state`);
+* :meth:`Solver.auto_step`, its step rule for ``step_size="auto"``;
+* :meth:`Solver.run`, the loop: a coroutine over the engine's public contract that returns
+  the final model.
+
+This is optax's split of an update rule into ``init``/``update`` over a small immutable
+state, and dask-glm's registry of solvers by name.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import math
-import numbers
-import time
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine.driver import Engine
-from ..losses import Loss
-from ..penalties import Penalty
-from ..result import FitResult, Record
+from ..engine.barriers import Barrier
+from ..engine.history import GradientHistory
+from ..monitor import Monitor
+from ..problem import Problem, RowStats
+from ..schedules import Schedule
 
-__all__ = ["Problem", "StopCriteria", "Monitor", "apply_update", "sum_results"]
+__all__ = [
+    "NoOptions",
+    "RunContext",
+    "Solver",
+    "SolverState",
+    "apply_update",
+    "sum_results",
+]
+
+
+@dataclass(frozen=True)
+class SolverState:
+    """A solver's state besides the model and the gradient history (base: nothing).
+
+    ``to_dict`` gives plain values (floats, ints, None and numpy arrays) that a
+    :class:`~daskasync.RunState` file stores; ``from_dict`` reads them back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: (np.array(v) if isinstance(v, np.ndarray) else v)
+            for f in dataclasses.fields(self)
+            for v in [getattr(self, f.name)]
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SolverState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"init: {cls.__name__} has no field(s) {unknown}")
+        return cls(**dict(values))
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Options of a solver that takes none."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a solver's loop works with."""
+
+    engine: Any  #: the :class:`~daskasync.Engine` (its public coroutines)
+    problem: Problem
+    monitor: Monitor
+    schedule: Schedule  #: ``t -> step``
+    fraction: float  #: rows each task samples, as a fraction of its partition
+    staleness_aware: bool = False
+    history: GradientHistory | None = None  #: SAGA's memory, updated in place
+
+
+class Solver:
+    """Base class of the solvers (see the module description).
+
+    Parameters
+    ----------
+    problem : Problem
+    options : Options dataclass of the solver
+    state : State dataclass of the solver, optional
+        Where a continued run starts from (default: ``State()``).
+    """
+
+    name: ClassVar[str] = ""
+    synchronous: ClassVar[bool] = True
+    history: ClassVar[bool] = False
+    default_schedule: ClassVar[str] = "invsqrt"
+    losses: ClassVar[tuple[str, ...]] = ("logistic", "squared", "multinomial")
+    penalties: ClassVar[tuple[str, ...]] = ("none", "l2", "l1", "elasticnet")
+    Options: ClassVar[type] = NoOptions
+    State: ClassVar[type[SolverState]] = SolverState
+    #: values ``minimize`` passes for options a solver does not take
+    OPTION_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "inner": "sequential", "combine": None, "momentum": 0.0,
+    }
+
+    def __init__(self, problem: Problem, options: Any = None,
+                 state: SolverState | None = None) -> None:
+        self.problem = problem
+        self.options = options if options is not None else self.Options()
+        self.state = state if state is not None else self.State()
+
+    @classmethod
+    def make_options(cls, problem: Problem, n_partitions: int, **given: Any) -> Any:
+        """Check ``given`` (``minimize``'s solver options) and build ``Options``. The base
+        refuses every option that differs from ``minimize``'s default, naming it."""
+        fields = {f.name for f in dataclasses.fields(cls.Options)}
+        for key, value in given.items():
+            if key not in fields and not _same(value, cls.OPTION_DEFAULTS.get(key)):
+                raise ValueError(
+                    f"{key}: solver {cls.name!r} does not take {key} "
+                    f"(got {value!r}); see the solver's documentation"
+                )
+        return cls.Options(**{k: v for k, v in given.items() if k in fields})
+
+    @classmethod
+    def from_state(cls, problem: Problem, options: Any,
+                   saved: SolverState | Mapping[str, Any] | None) -> Solver:
+        """The solver continuing a run whose :class:`~daskasync.RunState` recorded
+        ``saved`` (its ``State``, or ``State.to_dict()``)."""
+        if saved is None:
+            state = cls.State()
+        elif isinstance(saved, SolverState):
+            if not isinstance(saved, cls.State):
+                raise ValueError(f"init: the state of a {type(saved).__name__}, not of "
+                                 f"solver {cls.name!r}")
+            state = saved
+        else:
+            state = cls.State.from_dict(saved)
+        return cls(problem, options, state)
+
+    def auto_step(self, stats: RowStats, n_partitions: int, barrier: Barrier,
+                  staleness_aware: bool) -> float:
+        """Base step for ``step_size="auto"``."""
+        raise NotImplementedError
+
+    async def run(self, ctx: RunContext, theta: np.ndarray) -> np.ndarray:
+        """The loop: apply updates to ``theta`` until the monitor says stop; return it."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Resolved options, for the result's settings."""
+        return dataclasses.asdict(self.options)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def sum_results(values: list, array_at: int, count_at: int) -> tuple[np.ndarray, int]:
@@ -31,422 +175,10 @@ def sum_results(values: list, array_at: int, count_at: int) -> tuple[np.ndarray,
     return total, count
 
 
-def apply_update(engine: Any, monitor: Any, theta: np.ndarray, rows: int, step: float):
+def apply_update(engine: Any, monitor: Monitor, theta: np.ndarray, rows: int, step: float):
     """Count one applied update of ``rows`` sampled rows: tick the logical clock, publish
     the new version, record; returns the monitor's stop reason (or None)."""
     monitor.last_step = step
     engine.tick()
     engine.publish(theta)
     return monitor.after_update(theta, rows)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """``min_theta mean_i loss(x_i . w + b, y_i) + penalty(w)`` over ``theta = [w, b]``.
-
-    ``theta`` has shape ``(dim,)``, or ``(K, dim)`` for a multiclass loss with ``K``
-    outputs (``dim = d + fit_intercept``)."""
-
-    loss: Loss
-    penalty: Penalty
-    fit_intercept: bool
-    n: int
-    d: int
-    n_outputs: int = 1
-
-    @property
-    def dim(self) -> int:
-        return self.d + int(self.fit_intercept)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.n_outputs, self.dim) if self.loss.multiclass else (self.dim,)
-
-    def coef(self, theta: np.ndarray) -> np.ndarray:
-        return theta[..., : self.d]
-
-    def intercept(self, theta: np.ndarray) -> Any:
-        if not self.fit_intercept:
-            return np.zeros(self.n_outputs) if theta.ndim == 2 else 0.0
-        return theta[..., -1].copy() if theta.ndim == 2 else float(theta[-1])
-
-    def objective(self, loss_sum: float, theta: np.ndarray) -> float:
-        return loss_sum / self.n + self.penalty.value(theta[..., : self.d])
-
-    def smooth_gradient(self, theta: np.ndarray) -> np.ndarray | float:
-        """Gradient of the penalty's smooth part, as a ``theta``-shaped array (or 0)."""
-        g = self.penalty.gradient(theta[..., : self.d])
-        if isinstance(g, float):
-            return g
-        if self.fit_intercept:
-            out = np.zeros_like(theta)
-            out[..., : self.d] = g
-            return out
-        return g
-
-    def prox(self, theta: np.ndarray, step: float) -> np.ndarray:
-        """Apply the penalty's prox to the coefficients in place (intercept untouched)."""
-        if self.penalty.has_prox:
-            theta[..., : self.d] = self.penalty.prox(theta[..., : self.d], step)
-        return theta
-
-    def optimality(self, grad_sum: np.ndarray, theta: np.ndarray) -> float:
-        """Sup-norm of the (proximal) gradient mapping at ``theta`` from the loss gradient
-        sum: the gradient norm for smooth problems."""
-        g = grad_sum / self.n + self.smooth_gradient(theta)
-        if not self.penalty.has_prox:
-            return float(np.abs(g).max())
-        moved = self.prox(theta - g, 1.0)
-        return float(np.abs(theta - moved).max())
-
-    @property
-    def kernel_kwargs(self) -> dict:
-        return {"loss": self.loss, "fit_intercept": self.fit_intercept}
-
-
-def _positive(name: str, value: Any, kind: type | tuple = numbers.Real) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"{name}: must be a positive number, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name}: must be > 0, got {value!r}")
-
-
-@dataclass(frozen=True)
-class StopCriteria:
-    """When to stop. The run stops at the first criterion met.
-
-    Parameters
-    ----------
-    max_updates : int, optional
-        Applied updates (one per synchronous round, one per applied asynchronous result).
-    max_epochs : float, optional
-        Passes over the data (rows processed / n).
-    time_budget : float, optional
-        Seconds of wall time.
-    tol : float, optional
-        Stop when the full objective changes by less than ``tol * max(1, |f|)`` between two
-        checks.
-    gtol : float, optional
-        Stop when the sup-norm of the full (proximal) gradient is below ``gtol``.
-    check_every : int, optional
-        Updates between two full-data checks for ``tol``/``gtol`` (default: P).
-    target_objective : float, optional
-        Stop when a full-data check finds the objective at or below this value (for
-        example ``f* * (1 + 1e-4)`` to stop at a relative suboptimality of ``1e-4``).
-    """
-
-    max_updates: int | None = None
-    max_epochs: float | None = None
-    time_budget: float | None = None
-    tol: float | None = None
-    gtol: float | None = None
-    check_every: int | None = None
-    target_objective: float | None = None
-
-    def __post_init__(self) -> None:
-        _positive("max_updates", self.max_updates, numbers.Integral)
-        _positive("max_epochs", self.max_epochs)
-        _positive("time_budget", self.time_budget)
-        _positive("tol", self.tol)
-        _positive("gtol", self.gtol)
-        _positive("check_every", self.check_every, numbers.Integral)
-        if self.target_objective is not None and (
-            isinstance(self.target_objective, bool)
-            or not isinstance(self.target_objective, numbers.Real)
-            or not math.isfinite(self.target_objective)
-        ):
-            raise ValueError(
-                f"target_objective: must be a finite number, got {self.target_objective!r}"
-            )
-        if not any(
-            v is not None for v in (self.max_updates, self.max_epochs, self.time_budget)
-        ) and self.tol is None and self.gtol is None and self.target_objective is None:
-            raise ValueError(
-                "stopping: give at least one of max_updates, max_epochs, time_budget, tol, "
-                "gtol, target_objective"
-            )
-
-
-class Monitor:
-    """Counts updates and epochs, records history, and checks the stopping criteria.
-
-    History records are taken every ``record_every`` updates or ``record_interval`` seconds
-    (model snapshots on the driver); their objectives are evaluated after the run in one
-    pass over the data (``record_objective=True``), so recording does not slow the run.
-    """
-
-    def __init__(
-        self,
-        engine: Engine | None,
-        problem: Problem,
-        stop: StopCriteria,
-        *,
-        record_every: int | None,
-        record_interval: float | None = None,
-        record_objective: bool = True,
-        updates_per_epoch: int = 1,
-        updates: int = 0,
-        rows: int = 0,
-        elapsed: float = 0.0,
-        progress: Any = None,
-        callback: Any = None,
-    ) -> None:
-        _positive("record_every", record_every, numbers.Integral)
-        _positive("record_interval", record_interval)
-        self.engine = engine
-        self.problem = problem
-        self.stop = stop
-        self.record_every = record_every
-        self.record_interval = record_interval
-        self.record_objective = record_objective
-        self.check_every = stop.check_every or max(1, int(updates_per_epoch))
-        self.updates = updates
-        self.rows = rows
-        self.t0 = time.perf_counter() - elapsed
-        #: a ProgressBar, updated after every update (tqdm throttles the drawing)
-        self.progress = progress
-        #: called with a RunInfo at every history record and at the end
-        self.callback = callback
-        # a bar or a callback wants objectives during the run: check the full objective
-        # once per epoch, alongside the run, as tolerances do
-        self.watch = progress is not None or callback is not None
-        self._last_record_t = -math.inf
-        self._times: list[float] = []
-        self._updates: list[int] = []
-        self._epochs: list[float] = []
-        self._stale: list[tuple[float, int]] = []
-        self._snaps: list[np.ndarray] = []
-        self._known_obj: dict[int, float] = {}
-        self._pending: asyncio.Future | None = None
-        self._pending_theta: np.ndarray | None = None
-        self._pending_idx = -1
-        self._last_f: float | None = None
-        self.stop_reason: str | None = None
-        #: solver facts worth reporting (e.g. the last combination multiplier), merged
-        #: into the result's settings
-        self.info: dict[str, Any] = {}
-        #: full objectives of the checks made during the run, in order
-        self.checked: list[float] = []
-        #: the model of the best check so far (lowest objective) and its objective
-        self.best_checked: tuple[float, np.ndarray] | None = None
-        self._ckpt: Any = None
-        self._ckpt_every: int | None = None
-        self._ckpt_interval: float | None = None
-        self._ckpt_last_t = 0.0
-        self.checkpoints = 0  #: checkpoints written during the run
-        self.last_step = float("nan")
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    @property
-    def epochs(self) -> float:
-        return self.rows / self.problem.n
-
-    def record(self, theta: np.ndarray, force: bool = False) -> None:
-        now = self.elapsed
-        due = force or (
-            (self.record_every is not None and self.updates % self.record_every == 0)
-            or (self.record_interval is not None and now - self._last_record_t >= self.record_interval)
-        )
-        if not due or (self._updates and self._updates[-1] == self.updates):
-            return
-        self._last_record_t = now
-        self._times.append(now)
-        self._updates.append(self.updates)
-        self._epochs.append(self.epochs)
-        co = self.engine.coordinator if self.engine is not None else None
-        self._stale.append(co.staleness_window() if co is not None else (0.0, 0))
-        self._snaps.append(theta.copy())
-        if self.callback is not None:
-            self._call(theta, done=False)
-
-    def _call(self, theta: np.ndarray, done: bool) -> None:
-        from ..progress import RunInfo
-
-        ms, mx = self._stale[-1] if self._stale else (0.0, 0)
-        f = self._last_f if self._last_f is not None else float("nan")
-        self.callback(
-            RunInfo(self._times[-1], self.updates, self.epochs, f, ms, mx, theta.copy(), done)
-        )
-
-    def set_checkpoint(self, save: Any, every: int | None, interval: float | None) -> None:
-        """Call ``save(theta)`` every ``every`` updates and/or ``interval`` seconds."""
-        self._ckpt, self._ckpt_every, self._ckpt_interval = save, every, interval
-        self._ckpt_last_t = self.elapsed
-
-    def _maybe_checkpoint(self, theta: np.ndarray) -> None:
-        now = self.elapsed
-        due = (self._ckpt_every is not None and self.updates % self._ckpt_every == 0) or (
-            self._ckpt_interval is not None and now - self._ckpt_last_t >= self._ckpt_interval
-        )
-        if due:
-            self._ckpt(theta)
-            self._ckpt_last_t = now
-            self.checkpoints += 1
-
-    def after_update(self, theta: np.ndarray, rows: int) -> str | None:
-        """Count one applied update of ``rows`` sampled rows; return a stop reason or None."""
-        self.updates += 1
-        self.rows += rows
-        self.record(theta)
-        if self._ckpt is not None:
-            self._maybe_checkpoint(theta)
-        s = self.stop
-        if s.max_updates is not None and self.updates >= s.max_updates:
-            self.stop_reason = "max_updates"
-        elif s.max_epochs is not None and self.epochs >= s.max_epochs - 1e-12:
-            self.stop_reason = "max_epochs"
-        elif s.time_budget is not None and self.elapsed >= s.time_budget:
-            self.stop_reason = "time_budget"
-        elif (
-            s.tol is not None or s.gtol is not None or s.target_objective is not None
-            or self.watch
-        ) and self.engine is not None:
-            self._maybe_check(theta)
-        if self.progress is not None:
-            ms = self.engine.coordinator.mean_recent_staleness if self.engine else 0.0
-            f = self._last_f if self._last_f is not None else float("nan")
-            self.progress.update(self.updates, epoch=self.epochs, objective=f, staleness=ms)
-        if not np.isfinite(theta).all():
-            raise FloatingPointError(
-                f"the model diverged (non-finite values after {self.updates} updates): "
-                "lower the step size"
-            )
-        return self.stop_reason
-
-    def check_time(self) -> str | None:
-        s = self.stop
-        if s.time_budget is not None and self.elapsed >= s.time_budget:
-            self.stop_reason = "time_budget"
-        return self.stop_reason
-
-    # -- full-data checks ------------------------------------------------------------------
-    def _maybe_check(self, theta: np.ndarray) -> None:
-        if self._pending is not None and self._pending.done():
-            self._finish_check()
-            if self.stop_reason:
-                return
-        if self._pending is None and self.updates % self.check_every == 0:
-            self._pending_theta = theta.copy()
-            self._pending_idx = self.updates
-            self._pending = asyncio.ensure_future(
-                self.engine._evaluate(self._pending_theta, **self.problem.kernel_kwargs)
-            )
-
-    async def wait_check(self) -> str | None:
-        """Wait for a pending check (synchronous solvers)."""
-        if self._pending is not None:
-            await asyncio.wait([self._pending])
-            self._finish_check()
-        return self.stop_reason
-
-    def _finish_check(self) -> None:
-        fut, self._pending = self._pending, None
-        assert fut is not None and self._pending_theta is not None
-        loss_sum, grad_sum, _ = fut.result()
-        f = self.problem.objective(loss_sum, self._pending_theta)
-        self._known_obj[self._pending_idx] = f
-        self.checked.append(f)
-        if self.best_checked is None or f < self.best_checked[0]:
-            self.best_checked = (f, self._pending_theta)
-        s = self.stop
-        if s.target_objective is not None and f <= s.target_objective:
-            self.stop_reason = "target_objective"
-        elif s.gtol is not None and self.problem.optimality(grad_sum, self._pending_theta) <= s.gtol:
-            self.stop_reason = "gtol"
-        elif (
-            s.tol is not None
-            and self._last_f is not None
-            and abs(self._last_f - f) <= s.tol * max(1.0, abs(f))
-        ):
-            self.stop_reason = "tol"
-        self._last_f = f
-
-    async def cancel_check(self) -> None:
-        """Let a pending check finish (one pass; cancelling it would leave a gather
-        behind)."""
-        if self._pending is not None:
-            try:
-                await self._pending
-            finally:
-                self._pending = None
-
-    # -- result ----------------------------------------------------------------------------
-    async def finish(
-        self,
-        engine: Engine,
-        theta: np.ndarray,
-        *,
-        solver: str,
-        settings: dict,
-        state: Any = None,
-    ) -> FitResult:
-        """Final record, deferred objectives, final full evaluation; build the result."""
-        wall = self.elapsed
-        await self.cancel_check()
-        self.record(theta, force=True)
-        kw = self.problem.kernel_kwargs
-        loss_sum, grad_sum, _ = await engine._evaluate(theta, **kw)
-        final_f = self.problem.objective(loss_sum, theta)
-        self._last_f = final_f
-        if self.progress is not None:
-            self.progress.update(self.updates, epoch=self.epochs, objective=final_f,
-                                 staleness=engine.coordinator.mean_recent_staleness)
-        if self.callback is not None:
-            self._call(theta, done=True)
-        objectives = np.full(len(self._snaps), np.nan)
-        todo = []
-        for i, u in enumerate(self._updates):
-            if u in self._known_obj:
-                objectives[i] = self._known_obj[u]
-            elif u == self.updates:
-                objectives[i] = final_f
-            else:
-                todo.append(i)
-        if self.record_objective and todo:
-            sums = await engine._objectives(np.stack([self._snaps[i] for i in todo]), **kw)
-            for i, s in zip(todo, sums, strict=True):
-                objectives[i] = self.problem.objective(float(s), self._snaps[i])
-        history = [
-            Record(t, u, e, float(f), float(ms), int(mx))
-            for t, u, e, f, (ms, mx) in zip(
-                self._times, self._updates, self._epochs, objectives, self._stale, strict=True
-            )
-        ]
-        co = engine.coordinator
-        p = self.problem
-        return FitResult(
-            solver=solver,
-            coef=p.coef(theta).copy(),
-            intercept=p.intercept(theta),
-            updates=self.updates,
-            epochs=self.epochs,
-            wall_time=wall,
-            objective=final_f,
-            history=history,
-            worker_stats=co.worker_stats(),
-            partition_stats=[
-                {
-                    "partition": s.partition,
-                    "tasks": s.tasks_done,
-                    "applied": s.applied,
-                    "dropped": s.dropped,
-                    "mean_task_time": s.avg_task_time,
-                    "last_worker": s.worker,
-                }
-                for s in co.states
-            ],
-            dropped=co.n_dropped,
-            stop_reason=self.stop_reason or "stopped",
-            converged=self.stop_reason in ("tol", "gtol", "target_objective"),
-            theta=theta.copy(),
-            grad_norm=p.optimality(grad_sum, theta),
-            step_size=self.last_step,
-            settings={**settings, **self.info},
-            staleness_counts=dict(sorted(co.staleness_counts.items())),
-            state=state,
-        )

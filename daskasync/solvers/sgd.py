@@ -1,19 +1,20 @@
-"""Mini-batch SGD (synchronous rounds) and ASGD (asynchronous, one result per update).
+"""Synchronous mini-batch SGD (Spark MLlib's, ASYNC's synchronous baseline).
 
-Both are thin loops over the engine: all bookkeeping is in the engine's coordinator and the
-run monitor. The update rule is the same function for both (:func:`sgd_step`).
+Every round, every partition samples a fraction of its rows on model version ``k``; a
+gather barrier waits for all; one update with the averaged gradient and the step
+``gamma / sqrt(k + 1)``. The update rule :func:`sgd_step` is shared with ASGD.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..engine.driver import Engine
-from ..schedules import Schedule
+from ..engine.barriers import Barrier
+from ..problem import Problem, RowStats, lipschitz_constant
 from ..tasks import grad_kernel
-from .base import Monitor, Problem, apply_update, sum_results
+from .base import RunContext, Solver, apply_update, sum_results
 
-__all__ = ["sgd_step", "run_sgd", "run_asgd"]
+__all__ = ["SGD", "sgd_step"]
 
 
 def sgd_step(
@@ -36,61 +37,29 @@ def sgd_step(
     return problem.prox(theta, step)
 
 
-async def run_sgd(
-    engine: Engine,
-    problem: Problem,
-    theta: np.ndarray,
-    schedule: Schedule,
-    fraction: float,
-    monitor: Monitor,
-    *,
-    staleness_aware: bool = False,
-) -> np.ndarray:
-    """Synchronous mini-batch SGD: every round, every partition samples a fraction of its
-    rows on model version ``k``; a gather barrier waits for all; one update."""
-    kw = {"fraction": fraction, **problem.kernel_kwargs}
-    engine.publish(theta)
-    monitor.record(theta, force=True)
-    while True:
-        values, _ = await engine._round(grad_kernel, kw)
-        grad_sum, count = sum_results(values, 0, 1)
-        step = schedule(engine.clock)
-        sgd_step(theta, grad_sum, count, step, problem)
-        if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
-            return theta
+class SGD(Solver):
+    """Synchronous mini-batch SGD: one update per round of all partitions.
 
+    Automatic step: ``1 / L`` with ``L`` the largest per-sample smoothness constant
+    (:func:`~daskasync.problem.lipschitz_constant`), under the ``invsqrt`` schedule.
+    """
 
-async def run_asgd(
-    engine: Engine,
-    problem: Problem,
-    theta: np.ndarray,
-    schedule: Schedule,
-    fraction: float,
-    monitor: Monitor,
-    *,
-    staleness_aware: bool = False,
-) -> np.ndarray:
-    """Asynchronous SGD: each partition's result is applied as it arrives (ASYNC's ASGD,
-    ``step = schedule(k / P)``); results staler than the barrier's ``tau`` are dropped and
-    their partitions handed new work; the barrier decides who gets work and when. With
-    ``staleness_aware`` the step of a result is divided by ``1 + staleness``."""
-    kw = {"fraction": fraction, **problem.kernel_kwargs}
-    P = engine.n_partitions
-    engine.publish(theta)
-    monitor.record(theta, force=True)
-    await engine._submit(grad_kernel, None, kw)
-    while True:
-        (grad_sum, count), attrs = await engine._next()
-        if not attrs.dropped:
-            step = schedule(engine.clock / P)
-            if staleness_aware:
-                step /= 1.0 + attrs.staleness
+    name = "sgd"
+    synchronous = True
+
+    def auto_step(self, stats: RowStats, n_partitions: int, barrier: Barrier,
+                  staleness_aware: bool) -> float:
+        return 1.0 / lipschitz_constant(stats.max_sq_norm, self.problem)
+
+    async def run(self, ctx: RunContext, theta: np.ndarray) -> np.ndarray:
+        engine, monitor, problem = ctx.engine, ctx.monitor, ctx.problem
+        kw = {"fraction": ctx.fraction, **problem.kernel_kwargs}
+        engine.publish(theta)
+        monitor.record(theta, force=True)
+        while True:
+            values, _ = await engine.around(grad_kernel, kw)
+            grad_sum, count = sum_results(values, 0, 1)
+            step = ctx.schedule(engine.clock)
             sgd_step(theta, grad_sum, count, step, problem)
-            if apply_update(engine, monitor, theta, count, step):
-                break
-        elif monitor.check_time():
-            break
-        if not engine._batch_pending():
-            await engine._submit(grad_kernel, None, kw)
-    await engine._cancel_in_flight()
-    return theta
+            if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
+                return theta

@@ -1,0 +1,233 @@
+"""A run's configuration, validated in one place: :func:`make_config` turns
+:func:`daskasync.minimize`'s arguments into a :class:`RunConfig` of built, checked objects
+(the solver class and its options, the problem, the stopping criteria, the barrier, the
+straggler model, the starting point) and the fingerprint that a continued run must match.
+Every bad value is refused here, with its argument's name, before any task reaches the
+cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .constraints import BOOLEAN, CALLABLE, Instance, Interval, Options, check_all
+from .engine.barriers import Barrier, make_barrier
+from .engine.broadcast import TRANSPORTS
+from .engine.history import GradientHistory
+from .losses import get_loss
+from .monitor import StopCriteria
+from .penalties import make_penalty
+from .problem import Problem
+from .schedules import make_schedule
+from .solvers.base import Solver
+from .solvers.registry import get_solver
+from .state import RunState
+from .stragglers import Straggler, make_straggler
+
+__all__ = ["RunConfig", "make_config", "CONSTRAINTS"]
+
+_POSITIVE = Interval("real", 0, closed="neither")
+_POSITIVE_INT = Interval("int", 1)
+
+#: what each plain argument of ``minimize`` may be (the others are built and checked by
+#: their own constructors: loss, penalty, barrier, stragglers, schedule, stopping)
+CONSTRAINTS: dict[str, list] = {
+    "fit_intercept": [BOOLEAN],
+    "batch_fraction": [Interval("real", 0, 1, closed="right")],
+    "step_size": [_POSITIVE, Options("auto")],
+    "l1_ratio": [Interval("real", 0, 1)],
+    "tau": [Interval("int", 0), None],
+    "window": [_POSITIVE_INT],
+    "transport": [Options(*TRANSPORTS)],
+    "straggler_c": [Interval("real", 0)],
+    "warmup_tasks": [Interval("int", 0), None],
+    "avg_task_time": [Interval("real", 0), None],
+    "seed": [Interval("int", 0)],
+    "record_every": [_POSITIVE_INT, None],
+    "record_interval": [_POSITIVE, None],
+    "record_objective": [BOOLEAN],
+    "staleness_aware": [BOOLEAN],
+    "verbose": [Interval("int", 0)],
+    "callback": [CALLABLE, None],
+    "init": [Instance(RunState, "a daskasync.RunState"), None],
+    "history": [Instance(GradientHistory, "a daskasync.GradientHistory"), None],
+    "checkpoint": [Instance((str, os.PathLike), "a path"), None],
+    "checkpoint_every": [_POSITIVE_INT, None],
+    "checkpoint_interval": [_POSITIVE, None],
+}
+
+_STOP = ("max_updates", "max_epochs", "time_budget", "tol", "gtol", "check_every",
+         "target_objective")
+_SOLVER_OPTIONS = ("inner", "combine", "momentum")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs, checked and built (see :func:`make_config`)."""
+
+    solver: type[Solver]
+    options: Any  #: the solver's Options
+    problem: Problem
+    stop: StopCriteria
+    barrier: Barrier
+    straggler: Straggler
+    schedule_name: Any  #: "constant", "invsqrt" or a callable ``t -> step``
+    step_size: float | str  #: a number, or "auto" (the solver's rule)
+    fraction: float
+    seed: int
+    theta0: np.ndarray
+    history: GradientHistory | None
+    init: RunState | None
+    fingerprint: dict[str, Any]
+    engine_kwargs: dict[str, Any]  #: window, transport, warmup_tasks, avg_task_time
+    record: dict[str, Any]  #: record_every, record_interval, record_objective
+    checkpoint: dict[str, Any]  #: path, every, interval
+    staleness_aware: bool = False
+    verbose: int = 0
+    callback: Callable | None = None
+
+    @property
+    def name(self) -> str:
+        return self.solver.name
+
+
+def make_config(data: Any, args: Mapping[str, Any]) -> RunConfig:
+    """Check ``minimize``'s arguments ``args`` against ``data`` and build the run."""
+    if not all(hasattr(data, a) for a in ("parts", "n", "d", "n_partitions", "client")):
+        raise TypeError(f"data: expected a daskasync.PartitionedData, got {type(data).__name__}")
+    if data.client.status in ("closed", "closing"):
+        raise ValueError("client: the distributed Client is closed")
+    check_all(args, CONSTRAINTS)
+    solver = get_solver(args["solver"])
+    problem = _problem(data, args)
+    options = solver.make_options(problem, data.n_partitions,
+                                  **{k: args[k] for k in _SOLVER_OPTIONS})
+    schedule_name = solver.default_schedule if args["step_schedule"] is None else args[
+        "step_schedule"]
+    make_schedule(schedule_name, 1.0 if args["step_size"] == "auto" else args["step_size"])
+    stop_args = {k: args[k] for k in _STOP}
+    if all(stop_args[k] is None for k in _STOP if k != "check_every"):
+        stop_args["max_epochs"] = 10.0
+    stop = StopCriteria(**stop_args)
+    barrier = _barrier(solver, args)
+    straggler = make_straggler(args["stragglers"], n_partitions=data.n_partitions,
+                               c=args["straggler_c"], seed=args["seed"])
+    fingerprint = _fingerprint(data, problem, solver, options, args)
+    if args["init"] is not None:
+        if args["theta0"] is not None or args["history"] is not None:
+            raise ValueError("init: give either init or theta0/history, not both")
+        args["init"].check_compatible(fingerprint)
+    theta0, history = _start(data, problem, solver, args)
+    return RunConfig(
+        solver=solver, options=options, problem=problem, stop=stop, barrier=barrier,
+        straggler=straggler, schedule_name=schedule_name, step_size=args["step_size"],
+        fraction=float(args["batch_fraction"]), seed=int(args["seed"]), theta0=theta0,
+        history=history, init=args["init"], fingerprint=fingerprint,
+        engine_kwargs={k: args[k] for k in ("window", "transport", "warmup_tasks",
+                                            "avg_task_time")},
+        record=_record(solver, data.n_partitions, args),
+        checkpoint=_checkpoint(args),
+        staleness_aware=bool(args["staleness_aware"]), verbose=int(args["verbose"]),
+        callback=args["callback"],
+    )
+
+
+def _problem(data: Any, args: Mapping[str, Any]) -> Problem:
+    loss = get_loss(args["loss"])
+    labels = getattr(data, "label_values", None)
+    if labels is not None:
+        loss.check_labels(np.asarray(labels, dtype=float))
+    n_outputs = 1
+    if loss.multiclass:
+        if labels is None:
+            raise ValueError("y: the multinomial loss needs class labels (found too many values)")
+        n_outputs = int(np.max(labels)) + 1
+        if n_outputs < 2:
+            raise ValueError("y: the multinomial loss needs at least two classes")
+    lam = 1.0 / data.n if args["lam"] is None else args["lam"]
+    penalty = make_penalty(args["penalty"], lam, args["l1_ratio"])
+    return Problem(loss, penalty, bool(args["fit_intercept"]), int(data.n), int(data.d),
+                   n_outputs)
+
+
+def _barrier(solver: type[Solver], args: Mapping[str, Any]) -> Barrier:
+    if solver.synchronous:
+        if args["barrier"] not in (None, "sync"):
+            raise ValueError(
+                f"barrier: solver {solver.name!r} is synchronous; use barrier='sync' or an "
+                f"asynchronous solver, got {args['barrier']!r}"
+            )
+        return make_barrier("sync")
+    return make_barrier(args["barrier"], beta=args["beta"], tau=args["tau"])
+
+
+def _start(data: Any, problem: Problem, solver: type[Solver], args: Mapping[str, Any]):
+    """The starting model and gradient history (from ``init``, ``theta0``/``history``)."""
+    init, theta0, history = args["init"], args["theta0"], args["history"]
+    if init is not None:
+        theta0, history = init.theta, init.history
+        if history is not None:
+            history = history.copy()
+    if theta0 is None:
+        theta = np.zeros(problem.shape)
+    else:
+        theta = np.array(theta0, dtype=np.float64)
+        if theta.shape != problem.shape:
+            raise ValueError(f"theta0: expected shape {problem.shape}, got {theta.shape}")
+    if not np.isfinite(theta).all():
+        raise ValueError("theta0: contains NaN or infinite values")
+    if not solver.history:
+        return theta, None
+    if history is None:
+        return theta, GradientHistory(data.offsets, problem.dim, problem.n_outputs)
+    if (history.n, history.dim, history.n_outputs) != (problem.n, problem.dim,
+                                                       problem.n_outputs):
+        raise ValueError(
+            "history: does not fit this data and model (samples, model size or outputs differ)"
+        )
+    return theta, history
+
+
+def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any,
+                 args: Mapping[str, Any]) -> dict[str, Any]:
+    """What a continued run must share with the run that saved its state."""
+    return {
+        "n": int(data.n),
+        "d": int(data.d),
+        "nnz": int(getattr(data, "nnz", 0)),
+        "rows_per_partition": np.diff(np.asarray(data.offsets)).tolist(),
+        "n_outputs": problem.n_outputs,
+        "solver": solver.name,
+        "loss": problem.loss.name,
+        "penalty": repr(problem.penalty),
+        "fit_intercept": problem.fit_intercept,
+        "batch_fraction": float(args["batch_fraction"]),
+        "seed": int(args["seed"]),
+        "inner": options.inner if solver.history else None,
+    }
+
+
+def _record(solver: type[Solver], n_partitions: int, args: Mapping[str, Any]) -> dict:
+    every, interval = args["record_every"], args["record_interval"]
+    if every is None and interval is None:
+        every = 1 if solver.synchronous else n_partitions
+    return {"record_every": every, "record_interval": interval,
+            "record_objective": bool(args["record_objective"])}
+
+
+def _checkpoint(args: Mapping[str, Any]) -> dict[str, Any]:
+    path = args["checkpoint"]
+    every, interval = args["checkpoint_every"], args["checkpoint_interval"]
+    if path is None:
+        if every is not None or interval is not None:
+            raise ValueError("checkpoint_every/checkpoint_interval: need a checkpoint path")
+        return {"path": None, "every": None, "interval": None}
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ValueError(f"checkpoint: folder {folder!r} does not exist or is not writable")
+    return {"path": path, "every": every, "interval": interval}

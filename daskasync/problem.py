@@ -1,0 +1,104 @@
+"""The optimization problem every solver shares: ``mean_i loss(x_i . w + b, y_i) +
+penalty(w)`` over ``theta = [w, b]``, its smoothness constant, and the row statistics the
+automatic step rules read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .losses import Loss
+from .penalties import Penalty
+
+__all__ = ["Problem", "RowStats", "lipschitz_constant"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """``min_theta mean_i loss(x_i . w + b, y_i) + penalty(w)`` over ``theta = [w, b]``.
+
+    ``theta`` has shape ``(dim,)``, or ``(K, dim)`` for a multiclass loss with ``K``
+    outputs (``dim = d + fit_intercept``)."""
+
+    loss: Loss
+    penalty: Penalty
+    fit_intercept: bool
+    n: int
+    d: int
+    n_outputs: int = 1
+
+    @property
+    def dim(self) -> int:
+        return self.d + int(self.fit_intercept)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n_outputs, self.dim) if self.loss.multiclass else (self.dim,)
+
+    def coef(self, theta: np.ndarray) -> np.ndarray:
+        return theta[..., : self.d]
+
+    def intercept(self, theta: np.ndarray) -> Any:
+        if not self.fit_intercept:
+            return np.zeros(self.n_outputs) if theta.ndim == 2 else 0.0
+        return theta[..., -1].copy() if theta.ndim == 2 else float(theta[-1])
+
+    def objective(self, loss_sum: float, theta: np.ndarray) -> float:
+        return loss_sum / self.n + self.penalty.value(theta[..., : self.d])
+
+    def smooth_gradient(self, theta: np.ndarray) -> np.ndarray | float:
+        """Gradient of the penalty's smooth part, as a ``theta``-shaped array (or 0)."""
+        g = self.penalty.gradient(theta[..., : self.d])
+        if isinstance(g, float):
+            return g
+        if self.fit_intercept:
+            out = np.zeros_like(theta)
+            out[..., : self.d] = g
+            return out
+        return g
+
+    def prox(self, theta: np.ndarray, step: float) -> np.ndarray:
+        """Apply the penalty's prox to the coefficients in place (intercept untouched)."""
+        if self.penalty.has_prox:
+            theta[..., : self.d] = self.penalty.prox(theta[..., : self.d], step)
+        return theta
+
+    def optimality(self, grad_sum: np.ndarray, theta: np.ndarray) -> float:
+        """Sup-norm of the (proximal) gradient mapping at ``theta`` from the loss gradient
+        sum: the gradient norm for smooth problems."""
+        g = grad_sum / self.n + self.smooth_gradient(theta)
+        if not self.penalty.has_prox:
+            return float(np.abs(g).max())
+        moved = self.prox(theta - g, 1.0)
+        return float(np.abs(theta - moved).max())
+
+    @property
+    def kernel_kwargs(self) -> dict:
+        """What the evaluation kernels need to know of the problem."""
+        return {"loss": self.loss, "fit_intercept": self.fit_intercept}
+
+
+@dataclass(frozen=True)
+class RowStats:
+    """Largest and mean squared row norm of the data (one pass over the blocks)."""
+
+    max_sq_norm: float
+    mean_sq_norm: float
+
+
+def lipschitz_constant(max_sq_row_norm: float, problem: Problem) -> float:
+    """Smoothness constant of one sample's loss plus the smooth penalty:
+    ``curvature * max ||[x_i, 1]||^2 + lambda`` (Schmidt, Le Roux and Bach 2017, sec. 4.6;
+    scikit-learn's ``get_auto_step_size``).
+
+    Examples
+    --------
+    >>> from daskasync.losses import LogisticLoss
+    >>> from daskasync.penalties import L2
+    >>> lipschitz_constant(4.0, Problem(LogisticLoss(), L2(0.5), False, n=10, d=3))
+    1.5
+    """
+    r2 = max_sq_row_norm + (1.0 if problem.fit_intercept else 0.0)
+    return problem.loss.curvature * r2 + problem.penalty.smooth_strength

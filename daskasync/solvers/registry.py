@@ -1,0 +1,50 @@
+"""The one list of solver names: ``SOLVERS`` maps each name to its :class:`Solver` class,
+whose class attributes (``synchronous``, ``history``, ``losses``, ``penalties``) are what
+``minimize``, the estimators, the command line and the benchmark read.
+
+Adding a solver is one module with a :class:`~daskasync.solvers.base.Solver` subclass and one
+:func:`register_solver` call (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+from .asaga import ASAGA
+from .asgd import ASGD
+from .base import Solver
+from .saga import SAGA
+from .sgd import SGD
+
+__all__ = ["SOLVERS", "get_solver", "register_solver"]
+
+#: solver classes by name
+SOLVERS: dict[str, type[Solver]] = {}
+
+
+def register_solver(cls: type[Solver]) -> type[Solver]:
+    """Add ``cls`` to :data:`SOLVERS` under ``cls.name`` (usable as a class decorator).
+
+    Raises ``TypeError`` if ``cls`` is not a :class:`Solver` subclass with a name, and
+    ``ValueError`` if another class already has that name."""
+    if not (isinstance(cls, type) and issubclass(cls, Solver)) or not cls.name:
+        raise TypeError(f"solver: expected a named daskasync Solver subclass, got {cls!r}")
+    if SOLVERS.get(cls.name, cls) is not cls:
+        raise ValueError(f"solver: the name {cls.name!r} is already registered")
+    SOLVERS[cls.name] = cls
+    return cls
+
+
+def get_solver(name: str) -> type[Solver]:
+    """The registered solver class ``name`` (``ValueError`` naming ``solver`` otherwise).
+
+    Examples
+    --------
+    >>> get_solver("asaga").synchronous
+    False
+    """
+    if not isinstance(name, str) or name not in SOLVERS:
+        raise ValueError(f"solver: unknown solver {name!r}; choose one of {sorted(SOLVERS)}")
+    return SOLVERS[name]
+
+
+for _cls in (SGD, ASGD, SAGA, ASAGA):
+    register_solver(_cls)

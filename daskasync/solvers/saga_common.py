@@ -1,0 +1,149 @@
+"""What SAGA and ASAGA share: their options, the per-task arguments built from the
+gradient history, the batch-form step and the automatic step rule.
+
+The history (one scalar per sample per output, plus ``alpha_bar``) lives on the driver in a
+:class:`~daskasync.engine.history.GradientHistory`. Each task is shipped the scalars of the
+rows it will sample (the driver draws the same seeded sample the task will), and its result
+updates them. Dropped results (staler than ``tau``) change nothing: tasks are pure, so the
+history stays consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..constraints import Interval, Options, check
+from ..engine.history import GradientHistory
+from ..kernels_saga import saga_batch_kernel, saga_sequential_kernel, sequential_loss_code
+from ..problem import Problem, RowStats, lipschitz_constant
+from ..tasks import sample_rows
+
+__all__ = ["SagaOptions", "SagaTasks", "batch_step", "check_saga_options", "saga_auto_step"]
+
+_MOMENTUM = Interval("real", 0, 1, closed="left")
+
+
+@dataclass(frozen=True)
+class SagaOptions:
+    """Options of the SAGA solvers (see :func:`daskasync.minimize`).
+
+    ``combine`` is resolved: ``"search"`` or ``"adaptive"`` (the multiplier rules), the
+    weight of each partition's model change (``1 / P`` averages them), or ``None``: ASAGA's
+    default weight ``1 / P``."""
+
+    inner: str = "sequential"
+    combine: float | str | None = None
+    momentum: float = 0.0
+
+    def weight(self, n_partitions: int) -> float:
+        """Weight of each change, before any multiplier."""
+        return self.combine if isinstance(self.combine, float) else 1.0 / n_partitions
+
+
+def check_saga_options(
+    name: str, synchronous: bool, problem: Problem, n_partitions: int, *,
+    inner: Any = "sequential", combine: Any = None, momentum: Any = 0.0,
+) -> SagaOptions:
+    """Check the SAGA options of solver ``name`` and resolve ``combine``."""
+    check("inner", inner, Options("sequential", "batch"))
+    if inner == "sequential":
+        sequential_loss_code(problem.loss)  # a ValueError naming the loss if unsupported
+    momentum = float(check("momentum", momentum, _MOMENTUM))
+    if momentum and problem.penalty.has_prox:
+        raise ValueError("momentum: needs a smooth penalty (l2 or none), not an L1 part")
+    check("combine", combine, Options("search", "average", "adaptive"),
+          Interval("real", 0, 1, closed="right"), None)
+    if combine == "search" and not synchronous:
+        raise ValueError("combine: 'search' is for the synchronous SAGA solver (solver='saga')")
+    if combine == "adaptive" and synchronous:
+        raise ValueError("combine: 'adaptive' is for the asynchronous SAGA solver (solver='asaga')")
+    if combine is None and synchronous:
+        smooth = inner == "sequential" and not problem.penalty.has_prox
+        combine = "search" if smooth else 1.0 / n_partitions
+    if combine == "average":
+        combine = 1.0 / n_partitions
+    if combine is not None and not isinstance(combine, str):
+        combine = float(combine)
+    return SagaOptions(inner=inner, combine=combine, momentum=momentum)
+
+
+def saga_auto_step(problem: Problem, options: SagaOptions, stats: RowStats, n_partitions: int,
+                   *, synchronous: bool, tau_bar: int, staleness_aware: bool) -> float:
+    """SAGA's ``1 / (3 L)`` (Defazio, Bach and Lacoste-Julien 2014; scikit-learn's
+    ``get_auto_step_size``), ``L`` from the largest squared row norm.
+
+    * With momentum in the sequential form and the search (or ASAGA's plain weights), the
+      partitions' passes step ``min(1 / (3 L_avg P), cap)`` with ``L_avg`` from the mean
+      squared row norm: shorter passes record their gradient histories near the combined
+      model, and the search or the momentum scale the move back up; the cap is ``1 / L``
+      with the search, ``1 / (3 L)`` asynchronously.
+    * ASAGA's batch form divides by ``1 + tau_bar``, the expected staleness (Leblond,
+      Pedregosa and Lacoste-Julien 2017), unless ``staleness_aware`` scales each result.
+    """
+    L = lipschitz_constant(stats.max_sq_norm, problem)
+    gamma = 1.0 / (3.0 * L)
+    if options.momentum and options.inner == "sequential" and options.combine in ("search", None):
+        cap = 1.0 / L if options.combine == "search" else gamma
+        L_avg = lipschitz_constant(stats.mean_sq_norm, problem)
+        gamma = min(1.0 / (3.0 * n_partitions * L_avg), cap)
+    if options.inner == "batch" and not synchronous and not staleness_aware:
+        gamma /= 1.0 + tau_bar
+    return gamma
+
+
+class SagaTasks:
+    """Builds per-task arguments (the history scalars of the sampled rows) and remembers
+    which rows each in-flight task sampled, so its result can be stored back."""
+
+    def __init__(self, engine: Any, problem: Problem, history: GradientHistory,
+                 fraction: float, inner: str, step: float) -> None:
+        self.engine = engine
+        self.problem = problem
+        self.history = history
+        self.fraction = fraction
+        self.inner = inner
+        self.sizes = np.diff(engine.data.offsets)
+        self._rows: dict[tuple[int, int], np.ndarray] = {}
+        pen = problem.penalty
+        self.kernel = saga_sequential_kernel if inner == "sequential" else saga_batch_kernel
+        base: dict[str, Any] = {"fraction": fraction, "fit_intercept": problem.fit_intercept}
+        if inner == "sequential":
+            base.update(
+                loss_code=sequential_loss_code(problem.loss),
+                lam2=pen.smooth_strength,
+                lam1=pen.l1_strength,
+                n=problem.n,
+                step=step,
+            )
+        else:
+            base["loss"] = problem.loss
+        self.base = base
+
+    def args(self, partition: int, task_index: int) -> dict:
+        rows = sample_rows(
+            int(self.sizes[partition]), self.fraction, self.engine.seed, partition, task_index
+        )
+        self._rows[(partition, task_index)] = rows
+        kw = dict(self.base, old=self.history.scalars(partition, rows))
+        if self.inner == "sequential":
+            kw["mean"] = self.history.mean.copy()
+        return kw
+
+    def store(self, partition: int, task_index: int, new: np.ndarray, mean_delta) -> None:
+        rows = self._rows.pop((partition, task_index))
+        self.history.update(partition, rows, new, mean_delta)
+
+    def forget(self, partition: int, task_index: int) -> None:
+        self._rows.pop((partition, task_index), None)
+
+
+def batch_step(theta, diff_sum, count, step, problem: Problem, history: GradientHistory):
+    """``theta <- prox(theta - step * (diff_sum / count + alpha_bar + smooth penalty grad))``."""
+    v = diff_sum / count
+    v += history.mean
+    v += problem.smooth_gradient(theta)
+    theta -= step * v
+    return problem.prox(theta, step)

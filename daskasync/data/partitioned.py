@@ -30,8 +30,8 @@ import scipy.sparse as sp
 import sparse
 from distributed import Client, Future, get_client
 
-from . import datasets
-from ._comm import scatter_retrying
+from .. import datasets
+from .._comm import scatter_retrying
 
 __all__ = ["PartitionedData"]
 

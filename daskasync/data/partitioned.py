@@ -1,22 +1,7 @@
-"""Row-partitioned training data persisted on the workers of a Dask cluster.
-
-:class:`PartitionedData` cuts a design matrix ``X`` and labels ``y`` into
-contiguous row blocks, places each block ``(X_block, y_block)`` on a worker once
-and keeps the :class:`distributed.Future` objects pointing at them. Optimization
-tasks then take these futures as arguments, so the data never travels through
-the driver again.
-
-Blocks are canonical:
-
-* ``X_block`` is a C-contiguous float64 :class:`numpy.ndarray` (dense data) or a
-  float64 :class:`scipy.sparse.csr_matrix` with sorted, unique column indices
-  (sparse data);
-* ``y_block`` is a float64 1-D :class:`numpy.ndarray`.
-"""
+"""The :class:`PartitionedData` class: row blocks persisted on the workers, plus labels."""
 
 from __future__ import annotations
 
-import numbers
 import os
 import uuid
 from collections.abc import Callable, Sequence
@@ -28,235 +13,37 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 import sparse
-from distributed import Client, Future, get_client
+from distributed import Client, Future
 
 from .. import datasets
 from .._comm import scatter_retrying
+from .blocks import (
+    Block,
+    block_stats,
+    default_n_partitions,
+    finalize_block,
+    label_values,
+    merge_labels,
+    offsets,
+    safe_name,
+    split_sizes,
+    synthetic_block,
+    worker_slots,
+)
+from .checks import (
+    canonical_csr,
+    check_dtype,
+    check_n_partitions,
+    check_positive_int,
+    check_y_finite,
+    resolve_client,
+    validate_local_X,
+    validate_y_meta,
+)
 
 __all__ = ["PartitionedData"]
 
-Block = tuple[np.ndarray | sp.csr_matrix, np.ndarray]
 
-_FINITE_CHECK_ROWS = 65_536  # rows per step of the driver-side finite check (bounds temporaries)
-
-
-# --------------------------------------------------------------------------- #
-# Helpers (validation and block construction); the block functions run on workers
-# --------------------------------------------------------------------------- #
-def _resolve_client(client: Client | None) -> Client:
-    if client is None:
-        try:
-            return get_client()
-        except ValueError:
-            raise ValueError("no distributed Client: pass client= or create one") from None
-    if not isinstance(client, Client):
-        raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
-    return client
-
-
-def _check_n_partitions(n_partitions: Any, n: int | None = None) -> int | None:
-    """Validate ``n_partitions`` (None allowed); ``n`` is the number of rows if known."""
-    if n_partitions is None:
-        return None
-    if isinstance(n_partitions, bool) or not isinstance(n_partitions, numbers.Integral):
-        raise TypeError(
-            f"n_partitions must be a positive int or None, got {type(n_partitions).__name__}"
-        )
-    value = int(n_partitions)
-    if value < 1:
-        raise ValueError(f"n_partitions must be a positive int, got {value}")
-    if n is not None and value > n:
-        raise ValueError(
-            f"n_partitions={value} is larger than the number of rows of X (n_samples={n}); "
-            "every partition needs at least one row"
-        )
-    return value
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be a positive int, got {int(value)}")
-    return int(value)
-
-
-def _check_dtype(dtype: Any, name: str) -> None:
-    kind = np.dtype(dtype).kind
-    if kind not in "biuf":
-        raise TypeError(
-            f"{name} must have a numeric (bool, integer or real floating) dtype, got {dtype}"
-        )
-
-
-def _split_sizes(n: int, p: int) -> np.ndarray:
-    """Row counts of ``np.array_split(range(n), p)``: near-equal, larger blocks first."""
-    q, r = divmod(n, p)
-    return np.array([q + 1] * r + [q] * (p - r), dtype=np.int64)
-
-
-def _offsets(sizes: Sequence[int] | np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))]).astype(np.int64)
-
-
-def _worker_slots(client: Client) -> list[str]:
-    """Worker addresses, each repeated once per thread, interleaved for round-robin use."""
-    nthreads = client.nthreads()
-    if not nthreads:
-        return []
-    workers = sorted(nthreads)
-    most = max(nthreads.values())
-    return [w for t in range(most) for w in workers if nthreads[w] > t]
-
-
-def _default_n_partitions(client: Client, n: int) -> int:
-    threads = sum(client.nthreads().values())
-    return min(n, max(2 * threads, 1))
-
-
-def _canonical_csr(X: Any) -> sp.csr_matrix:
-    """float64 CSR with sorted, unique indices; never mutates the input."""
-    if isinstance(X, sparse.SparseArray):
-        X = (
-            X.to_scipy_sparse()
-            if hasattr(X, "to_scipy_sparse")
-            else sparse.COO(X).to_scipy_sparse()
-        )
-    out = sp.csr_matrix(X, dtype=np.float64)
-    if not out.has_canonical_format:
-        out = out.copy()
-        out.sum_duplicates()
-    return out
-
-
-def _dense_is_finite(X: np.ndarray) -> bool:
-    for start in range(0, X.shape[0], _FINITE_CHECK_ROWS):
-        if not np.isfinite(X[start : start + _FINITE_CHECK_ROWS]).all():
-            return False
-    return True
-
-
-def _finalize_block(X: Any, y: Any, index: int) -> Block:
-    """Worker task: turn a dask block pair into the canonical ``(X_block, y_block)``."""
-    if sp.issparse(X) or isinstance(X, sparse.SparseArray):
-        if isinstance(X, sparse.SparseArray) and X.fill_value != 0:
-            raise ValueError(f"X partition {index} has a non-zero fill_value ({X.fill_value})")
-        Xb: np.ndarray | sp.csr_matrix = _canonical_csr(X)
-        finite = bool(np.isfinite(Xb.data).all())
-    else:
-        Xb = np.ascontiguousarray(np.asarray(X), dtype=np.float64)
-        finite = _dense_is_finite(Xb)
-    if Xb.ndim != 2:
-        raise ValueError(f"X partition {index} is not 2-D (shape {Xb.shape})")
-    if not finite:
-        raise ValueError(f"X contains NaN or infinite values (partition {index})")
-    yb = np.ascontiguousarray(np.asarray(y), dtype=np.float64).reshape(-1)
-    if yb.shape[0] != Xb.shape[0]:
-        raise ValueError(
-            f"y partition {index} has {yb.shape[0]} entries but X partition has {Xb.shape[0]} rows"
-        )
-    if not np.isfinite(yb).all():
-        raise ValueError(f"y contains NaN or infinite values (partition {index})")
-    return Xb, yb
-
-
-def _synthetic_block(
-    kind: str, start: int, stop: int, d: int, seed: int, params: dict[str, float]
-) -> Block:
-    """Worker task: rows ``[start, stop)`` of a synthetic dataset."""
-    return datasets.synthetic_rows(kind, start, stop, d, seed, **params)
-
-
-_MAX_LABELS = 1000
-
-
-def _label_values(y: np.ndarray) -> np.ndarray | None:
-    """Distinct label values, or ``None`` when there are more than ``_MAX_LABELS``."""
-    u = np.unique(y)
-    return u if len(u) <= _MAX_LABELS else None
-
-
-def _merge_labels(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
-    if any(p is None for p in parts):
-        return None
-    return _label_values(np.concatenate(parts)) if parts else None
-
-
-def _block_stats(block: Block) -> tuple[int, int, np.ndarray | None]:
-    """Worker task: ``(rows, stored entries, distinct labels)`` of a block."""
-    X = block[0]
-    nnz = int(X.nnz) if sp.issparse(X) else int(X.size)
-    return int(X.shape[0]), nnz, _label_values(block[1])
-
-
-def _validate_local_X(X: Any) -> tuple[np.ndarray | sp.csr_matrix, bool]:
-    """Validate a driver-side ``X`` and convert it to float64 ndarray / canonical CSR."""
-    if isinstance(X, sparse.SparseArray) or sp.issparse(X):
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got a sparse array of shape {X.shape}")
-        _check_dtype(X.dtype, "X")
-        if isinstance(X, sparse.SparseArray) and X.fill_value != 0:
-            raise ValueError(f"X must have fill_value 0, got fill_value={X.fill_value}")
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X is empty (shape {X.shape})")
-        csr = _canonical_csr(X)
-        if not np.isfinite(csr.data).all():
-            raise ValueError("X contains NaN or infinite values")
-        return csr, True
-    if dask.is_dask_collection(X):
-        raise TypeError(
-            f"X must be an array, a sparse matrix or a dask array, got {type(X).__name__} "
-            "(convert dask DataFrames with .to_dask_array(lengths=True))"
-        )
-    try:
-        arr = np.asarray(X)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(f"X could not be converted to a numeric array: {exc}") from exc
-    if arr.ndim != 2:
-        raise ValueError(f"X must be 2-D, got an array of shape {arr.shape}")
-    _check_dtype(arr.dtype, "X")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"X is empty (shape {arr.shape})")
-    if arr.dtype.kind == "f" and not _dense_is_finite(arr):
-        raise ValueError("X contains NaN or infinite values")
-    return arr, False
-
-
-def _validate_y_meta(y: Any, n: int) -> Any:
-    """Check ``y``'s shape and dtype (no data access for dask arrays); return array-like."""
-    if isinstance(y, da.Array):
-        arr: Any = y
-    elif dask.is_dask_collection(y):
-        raise TypeError(
-            f"y must be an array, a list, a pandas Series or a dask array, got {type(y).__name__}"
-        )
-    elif sp.issparse(y) or isinstance(y, sparse.SparseArray):
-        raise TypeError("y must be dense (numpy array, list, pandas Series or dask array)")
-    else:
-        try:
-            arr = np.asarray(y)
-        except (ValueError, TypeError) as exc:
-            raise TypeError(f"y could not be converted to a numeric array: {exc}") from exc
-    if arr.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {arr.shape}")
-    _check_dtype(arr.dtype, "y")
-    if isinstance(arr, da.Array) and np.isnan(arr.shape[0]):
-        raise ValueError("y has unknown length; call y.compute_chunk_sizes() first")
-    if arr.shape[0] != n:
-        raise ValueError(f"y has {arr.shape[0]} entries but X has {n} rows")
-    return arr
-
-
-def _check_y_finite(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float64)
-    if not np.isfinite(y).all():
-        raise ValueError("y contains NaN or infinite values")
-    return y
-
-
-# --------------------------------------------------------------------------- #
-# PartitionedData
-# --------------------------------------------------------------------------- #
 class PartitionedData:
     """Row blocks persisted on the workers, plus labels.
 
@@ -610,7 +397,7 @@ class PartitionedData:
         """Wait for computed blocks, check their row counts, count nnz if needed."""
         stats_futures: list[Future] = []
         try:
-            stats_futures = [client.submit(_block_stats, f, pure=False) for f in futures]
+            stats_futures = [client.submit(block_stats, f, pure=False) for f in futures]
             stats = client.gather(stats_futures)
         except BaseException:
             # Release explicitly: the traceback keeps this frame (and its futures) alive.
@@ -627,11 +414,11 @@ class PartitionedData:
             raise RuntimeError(f"block row counts {rows.tolist()} differ from {sizes.tolist()}")
         if nnz is None:
             nnz = int(sum(s[1] for s in stats))
-        labels = _merge_labels([s[2] for s in stats])
+        labels = merge_labels([s[2] for s in stats])
         return cls(
             client,
             futures,
-            _offsets(sizes),
+            offsets(sizes),
             d,
             is_sparse=is_sparse,
             nnz=nnz,
@@ -726,7 +513,7 @@ class PartitionedData:
         ...         print(data.is_sparse, data.nnz == X.nnz, data.rows_per_partition.tolist())
         True True [13, 13, 12, 12]
         """
-        n_partitions = _check_n_partitions(n_partitions)
+        n_partitions = check_n_partitions(n_partitions)
         if shuffle is not None and not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool or None, got {shuffle!r}")
         if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
@@ -741,21 +528,21 @@ class PartitionedData:
                 )
             return cls._from_dask(X, y, n_partitions=n_partitions, client=client, name=name)
 
-        Xc, is_sparse = _validate_local_X(X)
+        Xc, is_sparse = validate_local_X(X)
         n, d = int(Xc.shape[0]), int(Xc.shape[1])
-        y_arr = _validate_y_meta(y, n)
+        y_arr = validate_y_meta(y, n)
         if not isinstance(y_arr, da.Array):
-            y_arr = _check_y_finite(y_arr)
-        _check_n_partitions(n_partitions, n)
-        client = _resolve_client(client)
-        slots = _worker_slots(client)
+            y_arr = check_y_finite(y_arr)
+        check_n_partitions(n_partitions, n)
+        client = resolve_client(client)
+        slots = worker_slots(client)
         if not slots:
             raise ValueError("the distributed Client has no workers to hold the data")
         if isinstance(y_arr, da.Array):
-            y_arr = _check_y_finite(client.compute(y_arr, sync=True))
-        p = n_partitions if n_partitions is not None else _default_n_partitions(client, n)
-        sizes = _split_sizes(n, p)
-        offs = _offsets(sizes)
+            y_arr = check_y_finite(client.compute(y_arr, sync=True))
+        p = n_partitions if n_partitions is not None else default_n_partitions(client, n)
+        sizes = split_sizes(n, p)
+        offs = offsets(sizes)
         order = None
         if shuffle is None or shuffle:
             order = np.random.default_rng(int(random_state)).permutation(n)
@@ -767,7 +554,7 @@ class PartitionedData:
             a, b = int(offs[i]), int(offs[i + 1])
             rows: slice | np.ndarray = slice(a, b) if order is None else order[a:b]
             if is_sparse:
-                Xb: np.ndarray | sp.csr_matrix = _canonical_csr(Xc[rows])
+                Xb: np.ndarray | sp.csr_matrix = canonical_csr(Xc[rows])
             else:
                 Xb = np.ascontiguousarray(Xc[rows], dtype=np.float64)
             return Xb, np.ascontiguousarray(y_arr[rows], dtype=np.float64)
@@ -796,7 +583,7 @@ class PartitionedData:
             is_sparse=is_sparse,
             nnz=nnz,
             name=name,
-            label_values=_label_values(np.asarray(y_arr, dtype=np.float64)),
+            label_values=label_values(np.asarray(y_arr, dtype=np.float64)),
             row_order=order,
             source=block if recoverable else None,
         )
@@ -813,7 +600,7 @@ class PartitionedData:
     ) -> PartitionedData:
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D, got a dask array of shape {X.shape}")
-        _check_dtype(X.dtype, "X")
+        check_dtype(X.dtype, "X")
         if any(np.isnan(c) for c in X.chunks[0]) or np.isnan(X.shape[1]):
             raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
         if X.numblocks[1] != 1:
@@ -834,20 +621,20 @@ class PartitionedData:
                 f"X is a dask array of unsupported blocks ({type(meta).__name__}); "
                 "expected numpy, sparse or scipy.sparse blocks"
             )
-        y_arr = _validate_y_meta(y, n)
+        y_arr = validate_y_meta(y, n)
         if not isinstance(y_arr, da.Array):
-            y_arr = _check_y_finite(y_arr)
-        _check_n_partitions(n_partitions, n)
-        client = _resolve_client(client)
+            y_arr = check_y_finite(y_arr)
+        check_n_partitions(n_partitions, n)
+        client = resolve_client(client)
 
         if n_partitions is not None and n_partitions != X.numblocks[0]:
-            X = X.rechunk({0: tuple(int(s) for s in _split_sizes(n, n_partitions)), 1: -1})
+            X = X.rechunk({0: tuple(int(s) for s in split_sizes(n, n_partitions)), 1: -1})
         sizes = np.array(X.chunks[0], dtype=np.int64)
         if np.any(sizes == 0):
             keep = tuple(int(s) for s in sizes[sizes > 0])
             X = X.rechunk({0: keep, 1: -1})
             sizes = np.array(X.chunks[0], dtype=np.int64)
-        offs = _offsets(sizes)
+        offs = offsets(sizes)
         x_blocks = X.to_delayed().ravel().tolist()
         if isinstance(y_arr, da.Array):
             y_rechunked = y_arr.rechunk((tuple(int(s) for s in sizes),))
@@ -856,8 +643,8 @@ class PartitionedData:
             y_blocks = [y_arr[offs[i] : offs[i + 1]] for i in range(len(sizes))]
         token = uuid.uuid4().hex
         tasks = [
-            dask.delayed(_finalize_block)(
-                xb, yb, i, dask_key_name=f"daskasync-data-{_safe(name)}-{token}-p{i}"
+            dask.delayed(finalize_block)(
+                xb, yb, i, dask_key_name=f"daskasync-data-{safe_name(name)}-{token}-p{i}"
             )
             for i, (xb, yb) in enumerate(zip(x_blocks, y_blocks, strict=True))
         ]
@@ -929,7 +716,7 @@ class PartitionedData:
         ...         print(data)
         PartitionedData(name='toy.svm', n=6, d=6, sparse, nnz=6, n_partitions=2)
         """
-        _check_n_partitions(n_partitions)
+        check_n_partitions(n_partitions)
         X, y = datasets.load_libsvm(path, n_features=n_features)
         return cls.from_arrays(
             X,
@@ -996,21 +783,21 @@ class PartitionedData:
         rcv1-like True 4 1000
         """
         params = datasets._check_synthetic_params(kind, kw)
-        n = _check_positive_int(n, "n")
-        d = _check_positive_int(d, "d")
+        n = check_positive_int(n, "n")
+        d = check_positive_int(d, "d")
         seed = datasets._check_int(seed, "seed", minimum=0)
-        n_partitions = _check_n_partitions(n_partitions, n)
-        client = _resolve_client(client)
-        p = n_partitions if n_partitions is not None else _default_n_partitions(client, n)
-        sizes = _split_sizes(n, p)
-        offs = _offsets(sizes)
-        slots = _worker_slots(client)
+        n_partitions = check_n_partitions(n_partitions, n)
+        client = resolve_client(client)
+        p = n_partitions if n_partitions is not None else default_n_partitions(client, n)
+        sizes = split_sizes(n, p)
+        offs = offsets(sizes)
+        slots = worker_slots(client)
         token = uuid.uuid4().hex
         futures = []
         for i in range(p):
             futures.append(
                 client.submit(
-                    _synthetic_block,
+                    synthetic_block,
                     kind,
                     int(offs[i]),
                     int(offs[i + 1]),
@@ -1031,9 +818,3 @@ class PartitionedData:
             nnz=n * d if kind == "epsilon" else None,
             name=f"{kind}-like",
         )
-
-
-def _safe(name: str) -> str:
-    """Dataset name made safe for use inside a Dask key."""
-    cleaned = "".join(c if c.isalnum() or c in "._" else "_" for c in name)
-    return cleaned[:40] or "data"

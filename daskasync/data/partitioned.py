@@ -1,45 +1,25 @@
-"""The :class:`PartitionedData` class: row blocks persisted on the workers, plus labels."""
+"""The :class:`PartitionedData` class: row blocks persisted on the workers, plus labels.
+
+Its constructors (:meth:`PartitionedData.from_arrays`, :meth:`PartitionedData.from_libsvm`,
+:meth:`PartitionedData.synthetic`) are documented here and run the builders of
+:mod:`daskasync.data.builders`, which receive the class as an argument and never
+import this module at run time.
+"""
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-import dask
-import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-import sparse
 from distributed import Client, Future
 
-from .. import datasets
 from .._comm import scatter_retrying
-from .blocks import (
-    Block,
-    block_stats,
-    default_n_partitions,
-    finalize_block,
-    label_values,
-    merge_labels,
-    offsets,
-    safe_name,
-    split_sizes,
-    synthetic_block,
-    worker_slots,
-)
-from .checks import (
-    canonical_csr,
-    check_dtype,
-    check_n_partitions,
-    check_positive_int,
-    check_y_finite,
-    resolve_client,
-    validate_local_X,
-    validate_y_meta,
-)
+from . import builders
+from .blocks import Block
 
 __all__ = ["PartitionedData"]
 
@@ -383,50 +363,6 @@ class PartitionedData:
 
     # ----------------------------------------------------------- constructors
     @classmethod
-    def _from_futures(
-        cls,
-        client: Client,
-        futures: list[Future],
-        sizes: np.ndarray,
-        d: int,
-        *,
-        is_sparse: bool,
-        nnz: int | None,
-        name: str,
-    ) -> PartitionedData:
-        """Wait for computed blocks, check their row counts, count nnz if needed."""
-        stats_futures: list[Future] = []
-        try:
-            stats_futures = [client.submit(block_stats, f, pure=False) for f in futures]
-            stats = client.gather(stats_futures)
-        except BaseException:
-            # Release explicitly: the traceback keeps this frame (and its futures) alive.
-            for f in [*stats_futures, *futures]:
-                f.release()
-            raise
-        finally:
-            for f in stats_futures:
-                f.release()
-        rows = np.array([s[0] for s in stats], dtype=np.int64)
-        if not np.array_equal(rows, sizes):
-            for f in futures:
-                f.release()
-            raise RuntimeError(f"block row counts {rows.tolist()} differ from {sizes.tolist()}")
-        if nnz is None:
-            nnz = int(sum(s[1] for s in stats))
-        labels = merge_labels([s[2] for s in stats])
-        return cls(
-            client,
-            futures,
-            offsets(sizes),
-            d,
-            is_sparse=is_sparse,
-            nnz=nnz,
-            name=name,
-            label_values=labels,
-        )
-
-    @classmethod
     def from_arrays(
         cls,
         X: Any,
@@ -513,150 +449,16 @@ class PartitionedData:
         ...         print(data.is_sparse, data.nnz == X.nnz, data.rows_per_partition.tolist())
         True True [13, 13, 12, 12]
         """
-        n_partitions = check_n_partitions(n_partitions)
-        if shuffle is not None and not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be a bool or None, got {shuffle!r}")
-        if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-            raise TypeError(f"random_state must be an int, got {random_state!r}")
-        if not isinstance(recoverable, (bool, np.bool_)):
-            raise TypeError(f"recoverable must be a bool, got {recoverable!r}")
-        if isinstance(X, da.Array):
-            if shuffle:
-                raise ValueError(
-                    "shuffle=True is not supported for dask arrays (it would move every "
-                    "block); shuffle the rows before, e.g. with X[perm] on a dask array"
-                )
-            return cls._from_dask(X, y, n_partitions=n_partitions, client=client, name=name)
-
-        Xc, is_sparse = validate_local_X(X)
-        n, d = int(Xc.shape[0]), int(Xc.shape[1])
-        y_arr = validate_y_meta(y, n)
-        if not isinstance(y_arr, da.Array):
-            y_arr = check_y_finite(y_arr)
-        check_n_partitions(n_partitions, n)
-        client = resolve_client(client)
-        slots = worker_slots(client)
-        if not slots:
-            raise ValueError("the distributed Client has no workers to hold the data")
-        if isinstance(y_arr, da.Array):
-            y_arr = check_y_finite(client.compute(y_arr, sync=True))
-        p = n_partitions if n_partitions is not None else default_n_partitions(client, n)
-        sizes = split_sizes(n, p)
-        offs = offsets(sizes)
-        order = None
-        if shuffle is None or shuffle:
-            order = np.random.default_rng(int(random_state)).permutation(n)
-            for i in range(p):  # each block keeps its rows in the caller's order
-                order[offs[i] : offs[i + 1]].sort()
-        y_arr = np.asarray(y_arr)
-
-        def block(i: int) -> Block:
-            a, b = int(offs[i]), int(offs[i + 1])
-            rows: slice | np.ndarray = slice(a, b) if order is None else order[a:b]
-            if is_sparse:
-                Xb: np.ndarray | sp.csr_matrix = canonical_csr(Xc[rows])
-            else:
-                Xb = np.ascontiguousarray(Xc[rows], dtype=np.float64)
-            return Xb, np.ascontiguousarray(y_arr[rows], dtype=np.float64)
-
-        by_worker: dict[str, list[int]] = {}
-        for i in range(p):
-            by_worker.setdefault(slots[i % len(slots)], []).append(i)
-        parts: list[Future | None] = [None] * p
-        try:
-            for worker, idx in by_worker.items():
-                futs = client.scatter([block(i) for i in idx], workers=[worker], hash=False)
-                for i, f in zip(idx, futs, strict=True):
-                    parts[i] = f
-        except BaseException:
-            for f in parts:
-                if f is not None:
-                    f.release()
-            raise
-        nnz = int(Xc.nnz) if is_sparse else n * d
-        futures = [f for f in parts if f is not None]
-        return cls(
-            client,
-            futures,
-            offs,
-            d,
-            is_sparse=is_sparse,
-            nnz=nnz,
+        return builders.from_arrays(
+            cls,
+            X,
+            y,
+            n_partitions=n_partitions,
+            client=client,
             name=name,
-            label_values=label_values(np.asarray(y_arr, dtype=np.float64)),
-            row_order=order,
-            source=block if recoverable else None,
-        )
-
-    @classmethod
-    def _from_dask(
-        cls,
-        X: da.Array,
-        y: Any,
-        *,
-        n_partitions: int | None,
-        client: Client | None,
-        name: str,
-    ) -> PartitionedData:
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got a dask array of shape {X.shape}")
-        check_dtype(X.dtype, "X")
-        if any(np.isnan(c) for c in X.chunks[0]) or np.isnan(X.shape[1]):
-            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
-        if X.numblocks[1] != 1:
-            raise ValueError(
-                f"X is chunked along columns ({X.numblocks[1]} column chunks); rows-only "
-                "chunking is required: use X.rechunk({1: -1})"
-            )
-        n, d = int(X.shape[0]), int(X.shape[1])
-        if n == 0 or d == 0:
-            raise ValueError(f"X is empty (shape {X.shape})")
-        meta = getattr(X, "_meta", None)
-        if meta is None or isinstance(meta, np.ndarray):
-            is_sparse = False
-        elif isinstance(meta, sparse.SparseArray) or sp.issparse(meta):
-            is_sparse = True
-        else:
-            raise TypeError(
-                f"X is a dask array of unsupported blocks ({type(meta).__name__}); "
-                "expected numpy, sparse or scipy.sparse blocks"
-            )
-        y_arr = validate_y_meta(y, n)
-        if not isinstance(y_arr, da.Array):
-            y_arr = check_y_finite(y_arr)
-        check_n_partitions(n_partitions, n)
-        client = resolve_client(client)
-
-        if n_partitions is not None and n_partitions != X.numblocks[0]:
-            X = X.rechunk({0: tuple(int(s) for s in split_sizes(n, n_partitions)), 1: -1})
-        sizes = np.array(X.chunks[0], dtype=np.int64)
-        if np.any(sizes == 0):
-            keep = tuple(int(s) for s in sizes[sizes > 0])
-            X = X.rechunk({0: keep, 1: -1})
-            sizes = np.array(X.chunks[0], dtype=np.int64)
-        offs = offsets(sizes)
-        x_blocks = X.to_delayed().ravel().tolist()
-        if isinstance(y_arr, da.Array):
-            y_rechunked = y_arr.rechunk((tuple(int(s) for s in sizes),))
-            y_blocks: list[Any] = y_rechunked.to_delayed().ravel().tolist()
-        else:
-            y_blocks = [y_arr[offs[i] : offs[i + 1]] for i in range(len(sizes))]
-        token = uuid.uuid4().hex
-        tasks = [
-            dask.delayed(finalize_block)(
-                xb, yb, i, dask_key_name=f"daskasync-data-{safe_name(name)}-{token}-p{i}"
-            )
-            for i, (xb, yb) in enumerate(zip(x_blocks, y_blocks, strict=True))
-        ]
-        futures = list(client.compute(tasks))
-        return cls._from_futures(
-            client,
-            futures,
-            sizes,
-            d,
-            is_sparse=is_sparse,
-            nnz=None if is_sparse else n * d,
-            name=name,
+            shuffle=shuffle,
+            random_state=random_state,
+            recoverable=recoverable,
         )
 
     @classmethod
@@ -716,14 +518,12 @@ class PartitionedData:
         ...         print(data)
         PartitionedData(name='toy.svm', n=6, d=6, sparse, nnz=6, n_partitions=2)
         """
-        check_n_partitions(n_partitions)
-        X, y = datasets.load_libsvm(path, n_features=n_features)
-        return cls.from_arrays(
-            X,
-            y,
+        return builders.from_libsvm(
+            cls,
+            path,
             n_partitions=n_partitions,
             client=client,
-            name=os.path.basename(os.fspath(path)),
+            n_features=n_features,
             shuffle=shuffle,
             random_state=random_state,
             recoverable=recoverable,
@@ -782,39 +582,6 @@ class PartitionedData:
         ...         print(data.name, data.is_sparse, data.n_partitions, data.n)
         rcv1-like True 4 1000
         """
-        params = datasets._check_synthetic_params(kind, kw)
-        n = check_positive_int(n, "n")
-        d = check_positive_int(d, "d")
-        seed = datasets._check_int(seed, "seed", minimum=0)
-        n_partitions = check_n_partitions(n_partitions, n)
-        client = resolve_client(client)
-        p = n_partitions if n_partitions is not None else default_n_partitions(client, n)
-        sizes = split_sizes(n, p)
-        offs = offsets(sizes)
-        slots = worker_slots(client)
-        token = uuid.uuid4().hex
-        futures = []
-        for i in range(p):
-            futures.append(
-                client.submit(
-                    synthetic_block,
-                    kind,
-                    int(offs[i]),
-                    int(offs[i + 1]),
-                    d,
-                    seed,
-                    params,
-                    key=f"daskasync-data-{kind}-{token}-p{i}",
-                    workers=[slots[i % len(slots)]] if slots else None,
-                    allow_other_workers=True,
-                )
-            )
-        return cls._from_futures(
-            client,
-            futures,
-            sizes,
-            d,
-            is_sparse=(kind == "rcv1"),
-            nnz=n * d if kind == "epsilon" else None,
-            name=f"{kind}-like",
+        return builders.synthetic(
+            cls, kind, n=n, d=d, n_partitions=n_partitions, seed=seed, client=client, params=kw
         )

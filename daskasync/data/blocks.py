@@ -48,6 +48,25 @@ def default_n_partitions(client: Client, n: int) -> int:
     return min(n, max(2 * threads, 1))
 
 
+def least_loaded_workers(
+    n: int, ncores: dict[str, int], who_has: dict[Any, Sequence[str]]
+) -> list[str]:
+    """Workers to place ``n`` new blocks on, one after the other on the least loaded
+    worker (ties broken by address); a worker's load is the blocks it holds (``who_has``:
+    key -> holders) and is given, per thread (``ncores``: worker -> threads)."""
+    load = {w: 0.0 for w in ncores}
+    for holders in who_has.values():
+        for w in holders:
+            if w in load:
+                load[w] += 1.0 / max(1, ncores[w])
+    targets = []
+    for _ in range(n):
+        worker = min(load, key=lambda w: (load[w], w))
+        load[worker] += 1.0 / max(1, ncores[worker])
+        targets.append(worker)
+    return targets
+
+
 def finalize_block(X: Any, y: Any, index: int) -> Block:
     """Worker task: turn a dask block pair into the canonical ``(X_block, y_block)``."""
     if sp.issparse(X) or isinstance(X, sparse.SparseArray):

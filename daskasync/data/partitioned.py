@@ -1,10 +1,5 @@
-"""The :class:`PartitionedData` class: row blocks persisted on the workers, plus labels.
-
-Its constructors (:meth:`PartitionedData.from_arrays`, :meth:`PartitionedData.from_libsvm`,
-:meth:`PartitionedData.synthetic`) are documented here and run the builders of
-:mod:`daskasync.data.builders`, which receive the class as an argument and never
-import this module at run time.
-"""
+"""The :class:`PartitionedData` class; its constructors run the builders of
+:mod:`daskasync.data.builders`, which take the class as an argument."""
 
 from __future__ import annotations
 
@@ -19,7 +14,7 @@ from distributed import Client, Future
 
 from .._comm import scatter_retrying
 from . import builders
-from .blocks import Block
+from .blocks import Block, least_loaded_workers
 
 __all__ = ["PartitionedData"]
 
@@ -247,7 +242,19 @@ class PartitionedData:
         self._check_alive()
         return [i for i, f in enumerate(self._parts) if f.status in ("cancelled", "lost")]
 
-    async def _recover(self) -> list[int]:
+    async def arecover(self) -> list[int]:
+        """The async core of :meth:`recover`: re-create lost scattered blocks from the
+        driver-side source on the live workers (least loaded first) and return the
+        partitions re-created.
+
+        Await it on the client's event loop (as :class:`daskasync.Engine` does when a
+        task is cancelled by a lost block); from synchronous code call :meth:`recover`.
+
+        Raises
+        ------
+        RuntimeError
+            A block is lost and there is no source to re-create it from, or no worker.
+        """
         lost = self.lost()
         if not lost:
             return []
@@ -264,17 +271,13 @@ class PartitionedData:
             raise RuntimeError(f"partitions {lost} were lost and no worker is left to hold them")
         live = {i: f.key for i, f in enumerate(self._parts) if i not in lost}
         who_has = await client.scheduler.who_has(keys=list(live.values()))
-        load = {w: 0.0 for w in ncores}
-        for holders in who_has.values():
-            for w in holders:
-                if w in load:
-                    load[w] += 1.0 / max(1, ncores[w])
-        for i in lost:
-            worker = min(load, key=lambda w: (load[w], w))
-            load[worker] += 1.0 / max(1, ncores[worker])
+        targets = least_loaded_workers(len(lost), ncores, who_has)
+        for i, worker in zip(lost, targets, strict=True):
             (self._parts[i],) = await scatter_retrying(client, [self._source(i)], workers=[worker])
             self.n_recovered += 1
         return lost
+
+    _recover = arecover  # removed once the engine calls arecover
 
     def recover(self) -> list[int]:
         """Re-create lost scattered blocks from the driver-side source, on the live
@@ -286,7 +289,7 @@ class PartitionedData:
             A block is lost and there is no source to re-create it from, or no worker.
         """
         self._check_alive()
-        return self._client.sync(self._recover)
+        return self._client.sync(self.arecover)
 
     def gather(self) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
         """Bring the whole data set back to the driver.

@@ -12,6 +12,11 @@ Blocks are canonical:
   float64 :class:`scipy.sparse.csr_matrix` with sorted, unique column indices
   (sparse data);
 * ``y_block`` is a float64 1-D :class:`numpy.ndarray`.
+
+The package: :mod:`.partitioned` (the class), :mod:`.builders` (the bodies of its
+constructors), :mod:`.checks` (driver-side validation) and :mod:`.blocks` (the
+worker-side block functions and block arithmetic). Only :class:`PartitionedData` is
+public.
 """
 
 from .partitioned import PartitionedData

@@ -1,262 +1,24 @@
-"""Row-partitioned training data persisted on the workers of a Dask cluster.
-
-:class:`PartitionedData` cuts a design matrix ``X`` and labels ``y`` into
-contiguous row blocks, places each block ``(X_block, y_block)`` on a worker once
-and keeps the :class:`distributed.Future` objects pointing at them. Optimization
-tasks then take these futures as arguments, so the data never travels through
-the driver again.
-
-Blocks are canonical:
-
-* ``X_block`` is a C-contiguous float64 :class:`numpy.ndarray` (dense data) or a
-  float64 :class:`scipy.sparse.csr_matrix` with sorted, unique column indices
-  (sparse data);
-* ``y_block`` is a float64 1-D :class:`numpy.ndarray`.
-"""
+"""The :class:`PartitionedData` class; its constructors run the builders of
+:mod:`daskasync.data.builders`, which take the class as an argument."""
 
 from __future__ import annotations
 
-import numbers
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-import dask
-import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-import sparse
-from distributed import Client, Future, get_client
+from distributed import Client, Future
 
-from . import datasets
-from ._comm import scatter_retrying
+from .._comm import scatter_retrying
+from . import builders
+from .blocks import Block, least_loaded_workers
 
 __all__ = ["PartitionedData"]
 
-Block = tuple[np.ndarray | sp.csr_matrix, np.ndarray]
 
-_FINITE_CHECK_ROWS = 65_536  # rows per step of the driver-side finite check (bounds temporaries)
-
-
-# --------------------------------------------------------------------------- #
-# Helpers (validation and block construction); the block functions run on workers
-# --------------------------------------------------------------------------- #
-def _resolve_client(client: Client | None) -> Client:
-    if client is None:
-        try:
-            return get_client()
-        except ValueError:
-            raise ValueError("no distributed Client: pass client= or create one") from None
-    if not isinstance(client, Client):
-        raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
-    return client
-
-
-def _check_n_partitions(n_partitions: Any, n: int | None = None) -> int | None:
-    """Validate ``n_partitions`` (None allowed); ``n`` is the number of rows if known."""
-    if n_partitions is None:
-        return None
-    if isinstance(n_partitions, bool) or not isinstance(n_partitions, numbers.Integral):
-        raise TypeError(
-            f"n_partitions must be a positive int or None, got {type(n_partitions).__name__}"
-        )
-    value = int(n_partitions)
-    if value < 1:
-        raise ValueError(f"n_partitions must be a positive int, got {value}")
-    if n is not None and value > n:
-        raise ValueError(
-            f"n_partitions={value} is larger than the number of rows of X (n_samples={n}); "
-            "every partition needs at least one row"
-        )
-    return value
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be a positive int, got {int(value)}")
-    return int(value)
-
-
-def _check_dtype(dtype: Any, name: str) -> None:
-    kind = np.dtype(dtype).kind
-    if kind not in "biuf":
-        raise TypeError(
-            f"{name} must have a numeric (bool, integer or real floating) dtype, got {dtype}"
-        )
-
-
-def _split_sizes(n: int, p: int) -> np.ndarray:
-    """Row counts of ``np.array_split(range(n), p)``: near-equal, larger blocks first."""
-    q, r = divmod(n, p)
-    return np.array([q + 1] * r + [q] * (p - r), dtype=np.int64)
-
-
-def _offsets(sizes: Sequence[int] | np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))]).astype(np.int64)
-
-
-def _worker_slots(client: Client) -> list[str]:
-    """Worker addresses, each repeated once per thread, interleaved for round-robin use."""
-    nthreads = client.nthreads()
-    if not nthreads:
-        return []
-    workers = sorted(nthreads)
-    most = max(nthreads.values())
-    return [w for t in range(most) for w in workers if nthreads[w] > t]
-
-
-def _default_n_partitions(client: Client, n: int) -> int:
-    threads = sum(client.nthreads().values())
-    return min(n, max(2 * threads, 1))
-
-
-def _canonical_csr(X: Any) -> sp.csr_matrix:
-    """float64 CSR with sorted, unique indices; never mutates the input."""
-    if isinstance(X, sparse.SparseArray):
-        X = (
-            X.to_scipy_sparse()
-            if hasattr(X, "to_scipy_sparse")
-            else sparse.COO(X).to_scipy_sparse()
-        )
-    out = sp.csr_matrix(X, dtype=np.float64)
-    if not out.has_canonical_format:
-        out = out.copy()
-        out.sum_duplicates()
-    return out
-
-
-def _dense_is_finite(X: np.ndarray) -> bool:
-    for start in range(0, X.shape[0], _FINITE_CHECK_ROWS):
-        if not np.isfinite(X[start : start + _FINITE_CHECK_ROWS]).all():
-            return False
-    return True
-
-
-def _finalize_block(X: Any, y: Any, index: int) -> Block:
-    """Worker task: turn a dask block pair into the canonical ``(X_block, y_block)``."""
-    if sp.issparse(X) or isinstance(X, sparse.SparseArray):
-        if isinstance(X, sparse.SparseArray) and X.fill_value != 0:
-            raise ValueError(f"X partition {index} has a non-zero fill_value ({X.fill_value})")
-        Xb: np.ndarray | sp.csr_matrix = _canonical_csr(X)
-        finite = bool(np.isfinite(Xb.data).all())
-    else:
-        Xb = np.ascontiguousarray(np.asarray(X), dtype=np.float64)
-        finite = _dense_is_finite(Xb)
-    if Xb.ndim != 2:
-        raise ValueError(f"X partition {index} is not 2-D (shape {Xb.shape})")
-    if not finite:
-        raise ValueError(f"X contains NaN or infinite values (partition {index})")
-    yb = np.ascontiguousarray(np.asarray(y), dtype=np.float64).reshape(-1)
-    if yb.shape[0] != Xb.shape[0]:
-        raise ValueError(
-            f"y partition {index} has {yb.shape[0]} entries but X partition has {Xb.shape[0]} rows"
-        )
-    if not np.isfinite(yb).all():
-        raise ValueError(f"y contains NaN or infinite values (partition {index})")
-    return Xb, yb
-
-
-def _synthetic_block(
-    kind: str, start: int, stop: int, d: int, seed: int, params: dict[str, float]
-) -> Block:
-    """Worker task: rows ``[start, stop)`` of a synthetic dataset."""
-    return datasets.synthetic_rows(kind, start, stop, d, seed, **params)
-
-
-_MAX_LABELS = 1000
-
-
-def _label_values(y: np.ndarray) -> np.ndarray | None:
-    """Distinct label values, or ``None`` when there are more than ``_MAX_LABELS``."""
-    u = np.unique(y)
-    return u if len(u) <= _MAX_LABELS else None
-
-
-def _merge_labels(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
-    if any(p is None for p in parts):
-        return None
-    return _label_values(np.concatenate(parts)) if parts else None
-
-
-def _block_stats(block: Block) -> tuple[int, int, np.ndarray | None]:
-    """Worker task: ``(rows, stored entries, distinct labels)`` of a block."""
-    X = block[0]
-    nnz = int(X.nnz) if sp.issparse(X) else int(X.size)
-    return int(X.shape[0]), nnz, _label_values(block[1])
-
-
-def _validate_local_X(X: Any) -> tuple[np.ndarray | sp.csr_matrix, bool]:
-    """Validate a driver-side ``X`` and convert it to float64 ndarray / canonical CSR."""
-    if isinstance(X, sparse.SparseArray) or sp.issparse(X):
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got a sparse array of shape {X.shape}")
-        _check_dtype(X.dtype, "X")
-        if isinstance(X, sparse.SparseArray) and X.fill_value != 0:
-            raise ValueError(f"X must have fill_value 0, got fill_value={X.fill_value}")
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X is empty (shape {X.shape})")
-        csr = _canonical_csr(X)
-        if not np.isfinite(csr.data).all():
-            raise ValueError("X contains NaN or infinite values")
-        return csr, True
-    if dask.is_dask_collection(X):
-        raise TypeError(
-            f"X must be an array, a sparse matrix or a dask array, got {type(X).__name__} "
-            "(convert dask DataFrames with .to_dask_array(lengths=True))"
-        )
-    try:
-        arr = np.asarray(X)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(f"X could not be converted to a numeric array: {exc}") from exc
-    if arr.ndim != 2:
-        raise ValueError(f"X must be 2-D, got an array of shape {arr.shape}")
-    _check_dtype(arr.dtype, "X")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"X is empty (shape {arr.shape})")
-    if arr.dtype.kind == "f" and not _dense_is_finite(arr):
-        raise ValueError("X contains NaN or infinite values")
-    return arr, False
-
-
-def _validate_y_meta(y: Any, n: int) -> Any:
-    """Check ``y``'s shape and dtype (no data access for dask arrays); return array-like."""
-    if isinstance(y, da.Array):
-        arr: Any = y
-    elif dask.is_dask_collection(y):
-        raise TypeError(
-            f"y must be an array, a list, a pandas Series or a dask array, got {type(y).__name__}"
-        )
-    elif sp.issparse(y) or isinstance(y, sparse.SparseArray):
-        raise TypeError("y must be dense (numpy array, list, pandas Series or dask array)")
-    else:
-        try:
-            arr = np.asarray(y)
-        except (ValueError, TypeError) as exc:
-            raise TypeError(f"y could not be converted to a numeric array: {exc}") from exc
-    if arr.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {arr.shape}")
-    _check_dtype(arr.dtype, "y")
-    if isinstance(arr, da.Array) and np.isnan(arr.shape[0]):
-        raise ValueError("y has unknown length; call y.compute_chunk_sizes() first")
-    if arr.shape[0] != n:
-        raise ValueError(f"y has {arr.shape[0]} entries but X has {n} rows")
-    return arr
-
-
-def _check_y_finite(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float64)
-    if not np.isfinite(y).all():
-        raise ValueError("y contains NaN or infinite values")
-    return y
-
-
-# --------------------------------------------------------------------------- #
-# PartitionedData
-# --------------------------------------------------------------------------- #
 class PartitionedData:
     """Row blocks persisted on the workers, plus labels.
 
@@ -480,7 +242,19 @@ class PartitionedData:
         self._check_alive()
         return [i for i, f in enumerate(self._parts) if f.status in ("cancelled", "lost")]
 
-    async def _recover(self) -> list[int]:
+    async def arecover(self) -> list[int]:
+        """The async core of :meth:`recover`: re-create lost scattered blocks from the
+        driver-side source on the live workers (least loaded first) and return the
+        partitions re-created.
+
+        Await it on the client's event loop (as :class:`daskasync.Engine` does when a
+        task is cancelled by a lost block); from synchronous code call :meth:`recover`.
+
+        Raises
+        ------
+        RuntimeError
+            A block is lost and there is no source to re-create it from, or no worker.
+        """
         lost = self.lost()
         if not lost:
             return []
@@ -497,17 +271,13 @@ class PartitionedData:
             raise RuntimeError(f"partitions {lost} were lost and no worker is left to hold them")
         live = {i: f.key for i, f in enumerate(self._parts) if i not in lost}
         who_has = await client.scheduler.who_has(keys=list(live.values()))
-        load = {w: 0.0 for w in ncores}
-        for holders in who_has.values():
-            for w in holders:
-                if w in load:
-                    load[w] += 1.0 / max(1, ncores[w])
-        for i in lost:
-            worker = min(load, key=lambda w: (load[w], w))
-            load[worker] += 1.0 / max(1, ncores[worker])
+        targets = least_loaded_workers(len(lost), ncores, who_has)
+        for i, worker in zip(lost, targets, strict=True):
             (self._parts[i],) = await scatter_retrying(client, [self._source(i)], workers=[worker])
             self.n_recovered += 1
         return lost
+
+    _recover = arecover  # removed once the engine calls arecover
 
     def recover(self) -> list[int]:
         """Re-create lost scattered blocks from the driver-side source, on the live
@@ -519,7 +289,7 @@ class PartitionedData:
             A block is lost and there is no source to re-create it from, or no worker.
         """
         self._check_alive()
-        return self._client.sync(self._recover)
+        return self._client.sync(self.arecover)
 
     def gather(self) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
         """Bring the whole data set back to the driver.
@@ -595,50 +365,6 @@ class PartitionedData:
         )
 
     # ----------------------------------------------------------- constructors
-    @classmethod
-    def _from_futures(
-        cls,
-        client: Client,
-        futures: list[Future],
-        sizes: np.ndarray,
-        d: int,
-        *,
-        is_sparse: bool,
-        nnz: int | None,
-        name: str,
-    ) -> PartitionedData:
-        """Wait for computed blocks, check their row counts, count nnz if needed."""
-        stats_futures: list[Future] = []
-        try:
-            stats_futures = [client.submit(_block_stats, f, pure=False) for f in futures]
-            stats = client.gather(stats_futures)
-        except BaseException:
-            # Release explicitly: the traceback keeps this frame (and its futures) alive.
-            for f in [*stats_futures, *futures]:
-                f.release()
-            raise
-        finally:
-            for f in stats_futures:
-                f.release()
-        rows = np.array([s[0] for s in stats], dtype=np.int64)
-        if not np.array_equal(rows, sizes):
-            for f in futures:
-                f.release()
-            raise RuntimeError(f"block row counts {rows.tolist()} differ from {sizes.tolist()}")
-        if nnz is None:
-            nnz = int(sum(s[1] for s in stats))
-        labels = _merge_labels([s[2] for s in stats])
-        return cls(
-            client,
-            futures,
-            _offsets(sizes),
-            d,
-            is_sparse=is_sparse,
-            nnz=nnz,
-            name=name,
-            label_values=labels,
-        )
-
     @classmethod
     def from_arrays(
         cls,
@@ -726,150 +452,16 @@ class PartitionedData:
         ...         print(data.is_sparse, data.nnz == X.nnz, data.rows_per_partition.tolist())
         True True [13, 13, 12, 12]
         """
-        n_partitions = _check_n_partitions(n_partitions)
-        if shuffle is not None and not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be a bool or None, got {shuffle!r}")
-        if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-            raise TypeError(f"random_state must be an int, got {random_state!r}")
-        if not isinstance(recoverable, (bool, np.bool_)):
-            raise TypeError(f"recoverable must be a bool, got {recoverable!r}")
-        if isinstance(X, da.Array):
-            if shuffle:
-                raise ValueError(
-                    "shuffle=True is not supported for dask arrays (it would move every "
-                    "block); shuffle the rows before, e.g. with X[perm] on a dask array"
-                )
-            return cls._from_dask(X, y, n_partitions=n_partitions, client=client, name=name)
-
-        Xc, is_sparse = _validate_local_X(X)
-        n, d = int(Xc.shape[0]), int(Xc.shape[1])
-        y_arr = _validate_y_meta(y, n)
-        if not isinstance(y_arr, da.Array):
-            y_arr = _check_y_finite(y_arr)
-        _check_n_partitions(n_partitions, n)
-        client = _resolve_client(client)
-        slots = _worker_slots(client)
-        if not slots:
-            raise ValueError("the distributed Client has no workers to hold the data")
-        if isinstance(y_arr, da.Array):
-            y_arr = _check_y_finite(client.compute(y_arr, sync=True))
-        p = n_partitions if n_partitions is not None else _default_n_partitions(client, n)
-        sizes = _split_sizes(n, p)
-        offs = _offsets(sizes)
-        order = None
-        if shuffle is None or shuffle:
-            order = np.random.default_rng(int(random_state)).permutation(n)
-            for i in range(p):  # each block keeps its rows in the caller's order
-                order[offs[i] : offs[i + 1]].sort()
-        y_arr = np.asarray(y_arr)
-
-        def block(i: int) -> Block:
-            a, b = int(offs[i]), int(offs[i + 1])
-            rows: slice | np.ndarray = slice(a, b) if order is None else order[a:b]
-            if is_sparse:
-                Xb: np.ndarray | sp.csr_matrix = _canonical_csr(Xc[rows])
-            else:
-                Xb = np.ascontiguousarray(Xc[rows], dtype=np.float64)
-            return Xb, np.ascontiguousarray(y_arr[rows], dtype=np.float64)
-
-        by_worker: dict[str, list[int]] = {}
-        for i in range(p):
-            by_worker.setdefault(slots[i % len(slots)], []).append(i)
-        parts: list[Future | None] = [None] * p
-        try:
-            for worker, idx in by_worker.items():
-                futs = client.scatter([block(i) for i in idx], workers=[worker], hash=False)
-                for i, f in zip(idx, futs, strict=True):
-                    parts[i] = f
-        except BaseException:
-            for f in parts:
-                if f is not None:
-                    f.release()
-            raise
-        nnz = int(Xc.nnz) if is_sparse else n * d
-        futures = [f for f in parts if f is not None]
-        return cls(
-            client,
-            futures,
-            offs,
-            d,
-            is_sparse=is_sparse,
-            nnz=nnz,
+        return builders.from_arrays(
+            cls,
+            X,
+            y,
+            n_partitions=n_partitions,
+            client=client,
             name=name,
-            label_values=_label_values(np.asarray(y_arr, dtype=np.float64)),
-            row_order=order,
-            source=block if recoverable else None,
-        )
-
-    @classmethod
-    def _from_dask(
-        cls,
-        X: da.Array,
-        y: Any,
-        *,
-        n_partitions: int | None,
-        client: Client | None,
-        name: str,
-    ) -> PartitionedData:
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D, got a dask array of shape {X.shape}")
-        _check_dtype(X.dtype, "X")
-        if any(np.isnan(c) for c in X.chunks[0]) or np.isnan(X.shape[1]):
-            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
-        if X.numblocks[1] != 1:
-            raise ValueError(
-                f"X is chunked along columns ({X.numblocks[1]} column chunks); rows-only "
-                "chunking is required: use X.rechunk({1: -1})"
-            )
-        n, d = int(X.shape[0]), int(X.shape[1])
-        if n == 0 or d == 0:
-            raise ValueError(f"X is empty (shape {X.shape})")
-        meta = getattr(X, "_meta", None)
-        if meta is None or isinstance(meta, np.ndarray):
-            is_sparse = False
-        elif isinstance(meta, sparse.SparseArray) or sp.issparse(meta):
-            is_sparse = True
-        else:
-            raise TypeError(
-                f"X is a dask array of unsupported blocks ({type(meta).__name__}); "
-                "expected numpy, sparse or scipy.sparse blocks"
-            )
-        y_arr = _validate_y_meta(y, n)
-        if not isinstance(y_arr, da.Array):
-            y_arr = _check_y_finite(y_arr)
-        _check_n_partitions(n_partitions, n)
-        client = _resolve_client(client)
-
-        if n_partitions is not None and n_partitions != X.numblocks[0]:
-            X = X.rechunk({0: tuple(int(s) for s in _split_sizes(n, n_partitions)), 1: -1})
-        sizes = np.array(X.chunks[0], dtype=np.int64)
-        if np.any(sizes == 0):
-            keep = tuple(int(s) for s in sizes[sizes > 0])
-            X = X.rechunk({0: keep, 1: -1})
-            sizes = np.array(X.chunks[0], dtype=np.int64)
-        offs = _offsets(sizes)
-        x_blocks = X.to_delayed().ravel().tolist()
-        if isinstance(y_arr, da.Array):
-            y_rechunked = y_arr.rechunk((tuple(int(s) for s in sizes),))
-            y_blocks: list[Any] = y_rechunked.to_delayed().ravel().tolist()
-        else:
-            y_blocks = [y_arr[offs[i] : offs[i + 1]] for i in range(len(sizes))]
-        token = uuid.uuid4().hex
-        tasks = [
-            dask.delayed(_finalize_block)(
-                xb, yb, i, dask_key_name=f"daskasync-data-{_safe(name)}-{token}-p{i}"
-            )
-            for i, (xb, yb) in enumerate(zip(x_blocks, y_blocks, strict=True))
-        ]
-        futures = list(client.compute(tasks))
-        return cls._from_futures(
-            client,
-            futures,
-            sizes,
-            d,
-            is_sparse=is_sparse,
-            nnz=None if is_sparse else n * d,
-            name=name,
+            shuffle=shuffle,
+            random_state=random_state,
+            recoverable=recoverable,
         )
 
     @classmethod
@@ -929,14 +521,12 @@ class PartitionedData:
         ...         print(data)
         PartitionedData(name='toy.svm', n=6, d=6, sparse, nnz=6, n_partitions=2)
         """
-        _check_n_partitions(n_partitions)
-        X, y = datasets.load_libsvm(path, n_features=n_features)
-        return cls.from_arrays(
-            X,
-            y,
+        return builders.from_libsvm(
+            cls,
+            path,
             n_partitions=n_partitions,
             client=client,
-            name=os.path.basename(os.fspath(path)),
+            n_features=n_features,
             shuffle=shuffle,
             random_state=random_state,
             recoverable=recoverable,
@@ -995,45 +585,6 @@ class PartitionedData:
         ...         print(data.name, data.is_sparse, data.n_partitions, data.n)
         rcv1-like True 4 1000
         """
-        params = datasets._check_synthetic_params(kind, kw)
-        n = _check_positive_int(n, "n")
-        d = _check_positive_int(d, "d")
-        seed = datasets._check_int(seed, "seed", minimum=0)
-        n_partitions = _check_n_partitions(n_partitions, n)
-        client = _resolve_client(client)
-        p = n_partitions if n_partitions is not None else _default_n_partitions(client, n)
-        sizes = _split_sizes(n, p)
-        offs = _offsets(sizes)
-        slots = _worker_slots(client)
-        token = uuid.uuid4().hex
-        futures = []
-        for i in range(p):
-            futures.append(
-                client.submit(
-                    _synthetic_block,
-                    kind,
-                    int(offs[i]),
-                    int(offs[i + 1]),
-                    d,
-                    seed,
-                    params,
-                    key=f"daskasync-data-{kind}-{token}-p{i}",
-                    workers=[slots[i % len(slots)]] if slots else None,
-                    allow_other_workers=True,
-                )
-            )
-        return cls._from_futures(
-            client,
-            futures,
-            sizes,
-            d,
-            is_sparse=(kind == "rcv1"),
-            nnz=n * d if kind == "epsilon" else None,
-            name=f"{kind}-like",
+        return builders.synthetic(
+            cls, kind, n=n, d=d, n_partitions=n_partitions, seed=seed, client=client, params=kw
         )
-
-
-def _safe(name: str) -> str:
-    """Dataset name made safe for use inside a Dask key."""
-    cleaned = "".join(c if c.isalnum() or c in "._" else "_" for c in name)
-    return cleaned[:40] or "data"

@@ -78,7 +78,7 @@ def measure_overhead(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import cluster_client
+    from ..clusters import cluster_client
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scheduler")

@@ -75,8 +75,7 @@ def driver_cost_vs_n(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import cluster_client
-    from .soak import _subprocess_client
+    from ..clusters import cluster_client, subprocess_client
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scheduler")
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output")
     a = p.parse_args(argv)
     context = (cluster_client(a.scheduler, a.workers, a.threads) if a.scheduler
-               else _subprocess_client(a.workers, a.threads))
+               else subprocess_client(a.workers, a.threads))
     with context as client:
         rows = driver_cost_vs_n(
             client, ns=[int(float(x)) for x in a.ns.split(",")], d=a.d,

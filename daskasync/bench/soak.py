@@ -18,8 +18,6 @@ import argparse
 import json
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -111,18 +109,8 @@ def soak(
     }
 
 
-@contextmanager
-def _subprocess_client(workers: int, threads: int) -> Iterator[Client]:
-    from distributed.deploy.subprocess import SubprocessCluster
-
-    with SubprocessCluster(host="127.0.0.1", n_workers=workers, threads_per_worker=threads,
-                           dashboard_address=":0") as cluster, Client(cluster) as client:
-        client.wait_for_workers(workers, timeout=120)
-        yield client
-
-
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import cluster_client
+    from ..clusters import cluster_client, subprocess_client
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scheduler")
@@ -137,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.scheduler or a.in_process_scheduler:
         context = cluster_client(a.scheduler, a.workers, a.threads)
     else:
-        context = _subprocess_client(a.workers, a.threads)
+        context = subprocess_client(a.workers, a.threads)
     with context as client:
         out = soak(client, n_updates=a.updates, n_partitions=a.partitions, solver=a.solver)
     out["scheduler"] = ("address" if a.scheduler else

@@ -19,12 +19,13 @@ __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import daskasync
+    from .api import minimize
+    from .data import PartitionedData
 
     with cluster_client(args.scheduler, args.workers, args.threads) as client:
         t0 = time.perf_counter()
         if args.data:
-            data = daskasync.PartitionedData.from_libsvm(
+            data = PartitionedData.from_libsvm(
                 args.data, n_partitions=args.partitions, client=client
             )
             labels = data.label_values
@@ -32,7 +33,7 @@ def _demo(args: argparse.Namespace) -> int:
                 print(f"labels {labels.tolist()} are not +-1: fitting least squares instead")
                 args.loss = "squared"
         else:
-            data = daskasync.PartitionedData.synthetic(
+            data = PartitionedData.synthetic(
                 args.kind,
                 n=args.n,
                 d=args.d,
@@ -43,7 +44,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"{data!r} ready in {time.perf_counter() - t0:.1f}s on {len(client.nthreads())} workers")
         out = {}
         for solver in args.solvers:
-            res = daskasync.minimize(
+            res = minimize(
                 data,
                 solver=solver,
                 loss=args.loss,

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ..api import minimize
 from ..data import PartitionedData
 from ..stragglers import Cloud, Intensity, NoStragglers, Straggler
 
@@ -240,12 +241,11 @@ def calibrate_task_time(
     target in a few rounds would never meet a straggler. The warm-up is therefore a separate
     run without stragglers: ``5 P`` tasks (5 rounds for a synchronous solver), after which
     every timed run of the solver sleeps its delays from its first task."""
-    import daskasync
-    from daskasync.solvers import SOLVERS
+    from ..solvers import SOLVERS
 
     P = data.n_partitions
     updates = 5 if SOLVERS[spec.name].synchronous else 5 * P  # the engine's 5 P warm-up tasks
-    res = daskasync.minimize(
+    res = minimize(
         data, solver=spec.name, loss=loss, penalty="l2", lam=lam, max_updates=updates,
         seed=seed, record_objective=False, record_every=10**9, **dict(spec.options),
     )
@@ -257,14 +257,12 @@ def _run_daskasync(
     budget: float, target: float | None, seed: int, straggler: Straggler | None,
     step_size: float | None = None, avg_task_time: float | None = None,
 ) -> dict[str, Any]:
-    import daskasync
-
     opts = dict(spec.options)
     if step_size is not None:
         opts["step_size"] = step_size
     if straggler is not None and avg_task_time is not None:
         opts["avg_task_time"] = avg_task_time
-    res = daskasync.minimize(
+    res = minimize(
         data, solver=spec.name, loss=loss, penalty="l2", lam=lam, time_budget=budget,
         record_interval=max(budget / 200.0, 0.05), seed=seed,
         stragglers=straggler, target_objective=(

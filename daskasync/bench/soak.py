@@ -24,6 +24,9 @@ import numpy as np
 import psutil
 from distributed import Client
 
+from ..api import minimize
+from ..data import PartitionedData
+
 __all__ = ["soak"]
 
 
@@ -49,10 +52,8 @@ def soak(
     ``futures_after`` (futures the client still holds after the run, the data's blocks
     excepted) and ``updates_per_s``.
     """
-    import daskasync
-
     proc = psutil.Process()
-    data = daskasync.PartitionedData.synthetic(
+    data = PartitionedData.synthetic(
         n=20_000, d=20, n_partitions=n_partitions, seed=0, client=client
     )
     data_keys = {f.key for f in data.parts}
@@ -74,7 +75,7 @@ def soak(
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
     try:
-        res = daskasync.minimize(
+        res = minimize(
             data, solver=solver, max_updates=n_updates, lam=1e-3, batch_fraction=0.05,
             record_every=n_partitions * 10, callback=note,
         )

@@ -117,6 +117,7 @@ from distributed import Client, futures_of, wait
 
 from ..data import PartitionedData
 from ..losses import get_loss
+from .metrics import relative_suboptimality
 
 __all__ = ["PEERS", "Peer", "PeerRun", "evaluate_objective", "run_peer"]
 
@@ -171,8 +172,7 @@ class PeerRun:
 
     def relative_suboptimality(self, f_star: float) -> np.ndarray:
         """``(f - f_star) / |f_star|`` at each point (as :mod:`daskasync.plotting`)."""
-        f = np.asarray(self.objectives, dtype=float)
-        return (f - f_star) / max(abs(float(f_star)), 1e-300)
+        return relative_suboptimality(np.asarray(self.objectives, dtype=float), f_star)
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ class _Context:
     def reached(self, f: float) -> bool:
         if self.target is None or self.f_star is None:
             return False
-        return (f - self.f_star) / max(abs(self.f_star), 1e-300) <= self.target
+        return relative_suboptimality(f, self.f_star) <= self.target
 
 
 # --------------------------------------------------------------------------- #

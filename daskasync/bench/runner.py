@@ -42,6 +42,7 @@ import numpy as np
 from ..api import minimize
 from ..data import PartitionedData
 from ..stragglers import Cloud, Intensity, NoStragglers, Straggler
+from .metrics import _median_or_none, relative_suboptimality, time_to_target
 
 __all__ = [
     "DASKASYNC_SOLVERS",
@@ -196,39 +197,6 @@ def compute_f_star(
 
 
 # --------------------------------------------------------------------------- #
-# traces
-# --------------------------------------------------------------------------- #
-def time_to_target(trace: Sequence[Sequence[float]], target: float) -> float | None:
-    """First time at which the relative suboptimality of ``trace`` (``[[t, r], ...]``) is
-    at or below ``target``; ``None`` if never.
-
-    Examples
-    --------
-    >>> time_to_target([[0.0, 1.0], [1.5, 1e-3], [3.0, 1e-5]], 1e-4)
-    3.0
-    >>> time_to_target([[0.0, 1.0]], 1e-4) is None
-    True
-    """
-    for t, r in trace:
-        if r <= target:
-            return float(t)
-    return None
-
-
-def _median_or_none(values: Sequence[float | None]) -> float | None:
-    """Median where a run that never reached counts as infinitely slow."""
-    if not values:
-        return None
-    arr = np.array([math.inf if v is None else v for v in values])
-    med = float(np.median(arr))
-    return None if math.isinf(med) or math.isnan(med) else med
-
-
-def _rel(f: float, f_star: float) -> float:
-    return (float(f) - f_star) / max(abs(f_star), 1e-300)
-
-
-# --------------------------------------------------------------------------- #
 # one run of a solver
 # --------------------------------------------------------------------------- #
 def calibrate_task_time(
@@ -271,10 +239,10 @@ def _run_daskasync(
         **opts,
     )
     # the history ends with a record of the final model
-    trace = [[r.time, _rel(r.objective, f_star)] for r in res.history]
+    trace = [[r.time, relative_suboptimality(r.objective, f_star)] for r in res.history]
     return {
         "trace": trace,
-        "final_rel_subopt": _rel(res.objective, f_star),
+        "final_rel_subopt": relative_suboptimality(res.objective, f_star),
         "updates": int(res.updates),
         "mean_staleness": float(res.mean_staleness),
         "dropped": int(res.dropped),

@@ -8,52 +8,24 @@ format), and races synchronous SGD against ASGD, printing what each reached.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-__all__ = ["main", "cluster_client"]
+from .clusters import cluster_client
 
-
-@contextlib.contextmanager
-def cluster_client(
-    scheduler: str | None, workers: int, threads: int, *, timeout: str = "20s",
-    security: object | None = None,
-) -> Iterator[object]:
-    """A client on ``scheduler``, or on a LocalCluster of ``workers`` processes that this
-    context starts and closes. An unreachable address raises ``ValueError`` naming it."""
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout=timeout, security=security)
-        except OSError as err:
-            raise ValueError(
-                f"scheduler: cannot connect to {scheduler!r} within {timeout} ({err}); is "
-                "`dask scheduler` running there, and does it need TLS credentials?"
-            ) from err
-        with client:
-            yield client
-        return
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        dashboard_address=None,
-        host="127.0.0.1",
-    ) as cluster, Client(cluster) as client:
-        yield client
+__all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import daskasync
+    from .api import minimize
+    from .data import PartitionedData
 
     with cluster_client(args.scheduler, args.workers, args.threads) as client:
         t0 = time.perf_counter()
         if args.data:
-            data = daskasync.PartitionedData.from_libsvm(
+            data = PartitionedData.from_libsvm(
                 args.data, n_partitions=args.partitions, client=client
             )
             labels = data.label_values
@@ -61,7 +33,7 @@ def _demo(args: argparse.Namespace) -> int:
                 print(f"labels {labels.tolist()} are not +-1: fitting least squares instead")
                 args.loss = "squared"
         else:
-            data = daskasync.PartitionedData.synthetic(
+            data = PartitionedData.synthetic(
                 args.kind,
                 n=args.n,
                 d=args.d,
@@ -72,7 +44,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"{data!r} ready in {time.perf_counter() - t0:.1f}s on {len(client.nthreads())} workers")
         out = {}
         for solver in args.solvers:
-            res = daskasync.minimize(
+            res = minimize(
                 data,
                 solver=solver,
                 loss=args.loss,

@@ -8,14 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from daskasync.bench.runner import (
-    calibrate_task_time,
-    markdown_table,
-    parse_solver,
-    run_benchmark,
-    straggler_model,
-    time_to_target,
-)
+from daskasync.bench.metrics import time_to_target
+from daskasync.bench.report import markdown_table
+from daskasync.bench.runner import run_benchmark
+from daskasync.bench.runs import calibrate_task_time
+from daskasync.bench.specs import parse_solver, straggler_model
 from daskasync.cli import main
 from daskasync.data import PartitionedData
 from daskasync.stragglers import Cloud, Intensity, NoStragglers

@@ -110,7 +110,7 @@ def test_closed_client_is_refused(cluster):
 def test_unreachable_scheduler_address_is_named():
     from conftest import free_port
 
-    from daskasync.cli import cluster_client
+    from daskasync.clusters import cluster_client
 
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(ValueError, match=f"scheduler: cannot connect to '{address}'"):

@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 from distributed import Client, as_completed
 
+from ..api import minimize
+from ..data import PartitionedData
+
 __all__ = ["measure_overhead"]
 
 
@@ -45,19 +48,17 @@ def measure_overhead(
     """Updates per second of the engine's ASGD loop on a near-empty gradient (8 rows per
     partition, 4 features) and tasks per second of bare ``as_completed`` loops keeping the
     same number of tasks in flight, interleaved ``repeats`` times; medians are reported."""
-    import daskasync
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(8 * n_partitions, 4))
     y = np.sign(X[:, 0])
-    data = daskasync.PartitionedData.from_arrays(X, y, n_partitions=n_partitions, client=client)
+    data = PartitionedData.from_arrays(X, y, n_partitions=n_partitions, client=client)
     _bare_loop(client, 200, n_partitions, True)  # warm up
     bare, bare_res, engine = [], [], []
     try:
         for _ in range(repeats):
             bare.append(_bare_loop(client, n_updates, n_partitions, False))
             bare_res.append(_bare_loop(client, n_updates, n_partitions, True))
-            res = daskasync.minimize(
+            res = minimize(
                 data, solver="asgd", max_updates=n_updates, step_size=0.1,
                 record_every=10**9, record_objective=False,
             )
@@ -78,7 +79,7 @@ def measure_overhead(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import cluster_client
+    from ..clusters import cluster_client
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scheduler")

@@ -25,6 +25,9 @@ from typing import Any
 import psutil
 from distributed import Client
 
+from ..api import minimize
+from ..data import PartitionedData
+
 __all__ = ["driver_cost_vs_n"]
 
 
@@ -40,13 +43,11 @@ def driver_cost_vs_n(
 ) -> list[dict[str, Any]]:
     """For each ``n``: driver CPU microseconds per update and updates per second of
     ``solver`` with ``batch_rows`` rows per task (after a warm-up of ``n_updates / 5``)."""
-    import daskasync
-
     proc = psutil.Process()
     rows = []
     for n in ns:
         t0 = time.perf_counter()
-        data = daskasync.PartitionedData.synthetic(
+        data = PartitionedData.synthetic(
             "rcv1", n=int(n), d=d, n_partitions=n_partitions, seed=0, client=client,
             density=0.005,
         )
@@ -55,9 +56,9 @@ def driver_cost_vs_n(
         kw = dict(solver=solver, lam=1.0 / int(n), batch_fraction=fraction, record_every=10**9,
                   record_objective=False)
         try:
-            daskasync.minimize(data, max_updates=max(1, n_updates // 5), **kw)  # warm-up
+            minimize(data, max_updates=max(1, n_updates // 5), **kw)  # warm-up
             cpu0 = proc.cpu_times()
-            res = daskasync.minimize(data, max_updates=n_updates, **kw)
+            res = minimize(data, max_updates=n_updates, **kw)
             cpu1 = proc.cpu_times()
         finally:
             data.release()
@@ -75,8 +76,7 @@ def driver_cost_vs_n(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import cluster_client
-    from .soak import _subprocess_client
+    from ..clusters import cluster_client, subprocess_client
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scheduler")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output")
     a = p.parse_args(argv)
     context = (cluster_client(a.scheduler, a.workers, a.threads) if a.scheduler
-               else _subprocess_client(a.workers, a.threads))
+               else subprocess_client(a.workers, a.threads))
     with context as client:
         rows = driver_cost_vs_n(
             client, ns=[int(float(x)) for x in a.ns.split(",")], d=a.d,

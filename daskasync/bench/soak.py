@@ -18,13 +18,14 @@ import argparse
 import json
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import psutil
 from distributed import Client
+
+from ..api import minimize
+from ..data import PartitionedData
 
 __all__ = ["soak"]
 
@@ -51,10 +52,8 @@ def soak(
     ``futures_after`` (futures the client still holds after the run, the data's blocks
     excepted) and ``updates_per_s``.
     """
-    import daskasync
-
     proc = psutil.Process()
-    data = daskasync.PartitionedData.synthetic(
+    data = PartitionedData.synthetic(
         n=20_000, d=20, n_partitions=n_partitions, seed=0, client=client
     )
     data_keys = {f.key for f in data.parts}
@@ -76,7 +75,7 @@ def soak(
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
     try:
-        res = daskasync.minimize(
+        res = minimize(
             data, solver=solver, max_updates=n_updates, lam=1e-3, batch_fraction=0.05,
             record_every=n_partitions * 10, callback=note,
         )
@@ -111,18 +110,8 @@ def soak(
     }
 
 
-@contextmanager
-def _subprocess_client(workers: int, threads: int) -> Iterator[Client]:
-    from distributed.deploy.subprocess import SubprocessCluster
-
-    with SubprocessCluster(host="127.0.0.1", n_workers=workers, threads_per_worker=threads,
-                           dashboard_address=":0") as cluster, Client(cluster) as client:
-        client.wait_for_workers(workers, timeout=120)
-        yield client
-
-
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import cluster_client
+    from ..clusters import cluster_client, subprocess_client
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scheduler")
@@ -137,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.scheduler or a.in_process_scheduler:
         context = cluster_client(a.scheduler, a.workers, a.threads)
     else:
-        context = _subprocess_client(a.workers, a.threads)
+        context = subprocess_client(a.workers, a.threads)
     with context as client:
         out = soak(client, n_updates=a.updates, n_partitions=a.partitions, solver=a.solver)
     out["scheduler"] = ("address" if a.scheduler else

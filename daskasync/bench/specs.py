@@ -1,0 +1,178 @@
+"""What a benchmark runs: its solvers (``name`` or ``name[key=value,...]``, daskasync's from
+the registry :data:`daskasync.solvers.SOLVERS`, peers from
+:data:`daskasync.bench.peers.PEERS`), the synchronous/asynchronous pairs it compares, and
+its straggler models.
+
+Examples
+--------
+>>> SYNC_ASYNC_PAIRS
+(('sgd', 'asgd'), ('saga', 'asaga'))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..solvers import SOLVERS
+from ..stragglers import Cloud, Intensity, NoStragglers, Straggler
+from .peers import PEERS
+
+__all__ = [
+    "BenchSettings",
+    "BenchSolver",
+    "SOLVER_OPTIONS",
+    "SYNC_ASYNC_PAIRS",
+    "parse_solver",
+    "straggler_model",
+]
+
+#: ``minimize`` options a solver spec may set, e.g. ``asaga[barrier=bounded,tau=8]``
+SOLVER_OPTIONS = (
+    "barrier", "tau", "beta", "batch_fraction", "step_size", "inner", "combine", "momentum",
+    "staleness_aware", "step_schedule", "window",
+)
+STRAGGLER_MODELS = ("none", "intensity", "cloud")
+STRAGGLER_FORMS = ("partition", "worker")
+
+#: ``(synchronous, asynchronous)`` solver names whose times to target the benchmark
+#: compares: every asynchronous solver of the registry with each synchronous one of its
+#: family (the same ``history`` flag: SGD or SAGA).
+SYNC_ASYNC_PAIRS: tuple[tuple[str, str], ...] = tuple(
+    (sync.name, asyn.name)
+    for asyn in SOLVERS.values() if not asyn.synchronous
+    for sync in SOLVERS.values() if sync.synchronous and sync.history == asyn.history
+)
+
+_SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\[(.*)\])?\s*$")
+
+
+@dataclass(frozen=True)
+class BenchSolver:
+    """One solver of a benchmark: its label, what runs, and its options."""
+
+    label: str
+    name: str
+    kind: str  # "daskasync" or "peer"
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """The checked arguments of one :func:`~daskasync.bench.runner.run_benchmark` call
+    (``targets`` largest first, ``model`` the straggler model they describe)."""
+
+    specs: list[BenchSolver]
+    data: str | None
+    synthetic: str
+    n: int
+    d: int
+    synthetic_params: Mapping[str, float] | None
+    partitions: int
+    stragglers: str
+    straggler_c: float
+    straggler_form: str
+    model: Straggler
+    targets: list[float]
+    time_budget: float
+    seeds: list[int]
+    repeats: int
+    lam: float | None
+    loss: str
+    tune: bool
+    tune_seconds: float
+    tune_grid: Sequence[float]
+
+    @property
+    def task_stragglers(self) -> Straggler | None:
+        """The model to sleep inside daskasync's tasks (partition form), if it is active;
+        peers run without it."""
+        return self.model if (self.straggler_form == "partition" and self.model.active) else None
+
+    @property
+    def worker_stragglers(self) -> bool:
+        """Whether the workers' executors are slowed (worker form): everyone runs under it."""
+        return self.straggler_form == "worker" and self.model.active
+
+
+def _value(text: str) -> Any:
+    text = text.strip()
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_solver(spec: str) -> BenchSolver:
+    """Parse ``"name"`` or ``"name[key=value,...]"``.
+
+    Examples
+    --------
+    >>> parse_solver("asaga[barrier=bounded,tau=8]")
+    BenchSolver(label='asaga[barrier=bounded,tau=8]', name='asaga', kind='daskasync', options={'barrier': 'bounded', 'tau': 8})
+    >>> parse_solver("dask-glm-lbfgs").kind
+    'peer'
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"solvers: each solver must be a string, got {spec!r}")
+    m = _SPEC.match(spec)
+    if not m:
+        raise ValueError(f"solvers: cannot parse {spec!r}; use name or name[key=value,...]")
+    name, body = m.group(1), m.group(2)
+    if name in SOLVERS:
+        kind = "daskasync"
+    elif name in PEERS:
+        kind = "peer"
+    else:
+        raise ValueError(
+            f"solvers: unknown solver {name!r}; daskasync solvers are "
+            f"{', '.join(SOLVERS)} and peers are {', '.join(sorted(PEERS))}"
+        )
+    options: dict[str, Any] = {}
+    for item in filter(None, (body or "").split(",")):
+        if "=" not in item:
+            raise ValueError(f"solvers: option {item!r} of {spec!r} is not key=value")
+        key, val = item.split("=", 1)
+        key = key.strip()
+        if kind == "daskasync" and key not in SOLVER_OPTIONS:
+            raise ValueError(
+                f"solvers: option {key!r} of {spec!r} is not one of {', '.join(SOLVER_OPTIONS)}"
+            )
+        options[key] = _value(val)
+    return BenchSolver(spec.strip(), name, kind, options)
+
+
+def straggler_model(
+    model: str, *, form: str, n_units: int, c: float = 1.0, seed: int = 0
+) -> Straggler:
+    """The delay model over ``n_units`` partitions (``form="partition"``) or workers
+    (``form="worker"``): ``"none"``, ``"intensity"`` (unit 0 sleeps ``c`` times its task
+    time) or ``"cloud"`` (ASYNC's long tail: 25% of the units straggle).
+
+    Examples
+    --------
+    >>> straggler_model("cloud", form="partition", n_units=32).describe()["long_tail"]
+    [24, 28]
+    >>> straggler_model("intensity", form="worker", n_units=2, c=0.5).delay(0, 1, 2.0)
+    1.0
+    """
+    if model not in STRAGGLER_MODELS:
+        raise ValueError(f"stragglers: must be one of {STRAGGLER_MODELS}, got {model!r}")
+    if form not in STRAGGLER_FORMS:
+        raise ValueError(f"straggler_form: must be one of {STRAGGLER_FORMS}, got {form!r}")
+    if not (isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0):
+        raise ValueError(f"straggler_c: must be a number >= 0, got {c!r}")
+    if model == "none":
+        return NoStragglers(seed=seed)
+    if model == "intensity":
+        return Intensity(c=float(c), seed=seed)
+    return Cloud(n_partitions=n_units, seed=seed)

@@ -4,20 +4,23 @@ The eager sparse pass of :func:`daskasync.kernels_saga._saga_sequential` costs `
 sample: every step shrinks every coordinate (L2), moves it by the history average
 ``alpha_bar`` and soft-thresholds it (L1). Here a coordinate is brought up to date only when
 a visited row touches it, from the step it was last updated, so a task costs
-``O(nnz of its rows + d)`` (times ``log`` of the task length for the rare L1 crossings).
-The technique is the one of Schmidt, Le Roux and Bach (2017), "Minimizing finite sums with
-the stochastic average gradient", and Defazio, Bach and Lacoste-Julien (2014), "SAGA: a fast
-incremental gradient method with support for non-strongly convex composite objectives",
-applied to the update order of the eager kernel:
+``O(nnz of its rows + d)`` (an L1 sign change adds a search, ``O(1)`` when the steps vary
+slowly, ``O(log |B|)`` at worst). The technique is the one of Schmidt, Le Roux and Bach
+(2017), "Minimizing finite sums with the stochastic average gradient", and Defazio, Bach
+and Lacoste-Julien (2014), "SAGA: a fast incremental gradient method with support for
+non-strongly convex composite objectives", applied to the update order of the eager kernel:
 
-* ``W[:, :d] = c V``; the L2 shrink of step ``t`` is ``c <- a c`` with ``a = 1 - step lam2``.
+* ``W[:, :d] = c V`` (``V`` stored feature-major, the ``K`` classes of a feature adjacent);
+  the L2 shrink of step ``t`` is ``c <- a c`` with ``a = 1 - step lam2``.
 * Between two touches of coordinate ``j``, ``M[k, j]`` is constant; in ``V`` space step ``s``
   moves it by ``-M[k, j] g_s`` and soft-thresholds it at ``lam1 g_s``, ``g_s = step /
   c_{s+1}``. ``cum[t] = sum_{s < t} g_s`` gives any run of missed drifts in ``O(1)``; with L1
-  the run is piecewise linear in ``cum`` with at most one sign change, found by binary search
-  on ``cum`` (:func:`_lagged_l1`).
+  the run is piecewise linear in ``cum`` with at most one sign change, located on ``cum``
+  (:func:`_lagged_l1`, :func:`_first_nonpositive`); the crossing step is reproduced exactly
+  (it lands on zero or jumps across).
 * ``S`` accumulates the pre-prox change, so ``S = W_end - W_start + (amount the prox removed)``;
-  the removed amount is accumulated lazily into ``S`` and the model change is added at the end.
+  the removed amount (``step lam1`` per step above the threshold, the pre-prox value at a
+  step that lands on zero) is accumulated lazily, the model change added at the end.
 * When ``c`` underflows (``c < RESCALE``) every coordinate is flushed and ``c`` reset to 1; every
   coordinate is flushed once at the end of the task. The intercept is updated eagerly.
 """
@@ -33,6 +36,35 @@ __all__ = ["RESCALE", "saga_sequential_lazy"]
 
 RESCALE = 1e-9
 """Scale below which every coordinate is flushed and the scale ``c`` reset to 1."""
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_nonpositive(v, alpha, t0, t1, cum):
+    """First ``q`` in ``(t0, t1]`` with ``v - alpha (cum[q] - cum[t0]) <= 0`` (one exists).
+
+    A guess by linear interpolation, one Newton step on ``cum`` (the guess is then exact
+    unless the steps ``g_s`` vary fast), a check, and bisection when the check fails."""
+    lo = t0 + 1
+    hi = t1
+    target = v / alpha
+    q = t0 + int(math.ceil((t1 - t0) * target / (cum[t1] - cum[t0])))
+    q = min(max(q, lo), hi)
+    slope = cum[q] - cum[q - 1]
+    if slope > 0.0:
+        q = min(max(q + int(math.ceil((target - (cum[q] - cum[t0])) / slope)), lo), hi)
+    if v - alpha * (cum[q] - cum[t0]) <= 0.0:
+        hi = q
+        if q > lo and v - alpha * (cum[q - 1] - cum[t0]) > 0.0:
+            lo = q
+    else:
+        lo = q + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if v - alpha * (cum[mid] - cum[t0]) <= 0.0:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 @numba.njit(cache=True, nogil=True)
@@ -54,15 +86,7 @@ def _lagged_l1(v0, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
     end = v - alpha * (cum[t1] - cum[t0])
     if alpha <= 0.0 or end > 0.0:
         return sgn * end, sgn * thr * n
-    lo = t0 + 1  # first q in (t0, t1] with v - alpha (cum[q] - cum[t0]) <= 0
-    hi = t1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if v - alpha * (cum[mid] - cum[t0]) <= 0.0:
-            hi = mid
-        else:
-            lo = mid + 1
-    s = lo - 1  # the crossing step
+    s = _first_nonpositive(v, alpha, t0, t1, cum) - 1  # the crossing step
     g = step / scale[s + 1]
     pre = (v - alpha * (cum[s] - cum[t0])) - m * g
     removed = thr * (s - t0)
@@ -82,35 +106,45 @@ def _lagged_l1(v0, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
 
 
 @numba.njit(cache=True, nogil=True)
-def _catch_up(V, M, S, j, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
-    """Apply the missed steps ``t0 .. t1 - 1`` to coordinate ``j`` of every class row."""
-    if t0 >= t1:
-        return
-    K = V.shape[0]
+def _catch_up(VT, MT, RT, j, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
+    """Apply the missed steps ``t0 .. t1 - 1`` to coordinate ``j`` of every class."""
+    K = VT.shape[1]
     if lam1 > 0.0:
         for k in range(K):
-            v, removed = _lagged_l1(V[k, j], M[k, j], t0, t1, cum, scale, step, lam1)
-            V[k, j] = v
-            S[k, j] += removed
+            v, removed = _lagged_l1(VT[j, k], MT[j, k], t0, t1, cum, scale, step, lam1)
+            VT[j, k] = v
+            RT[j, k] += removed
     else:
         G = cum[t1] - cum[t0]
         for k in range(K):
-            V[k, j] -= M[k, j] * G
+            VT[j, k] -= MT[j, k] * G
 
 
 @numba.njit(cache=True, nogil=True)
-def _flush(V, M, S, last, T, c, cum, scale, step, lam1, ops):  # noqa: PLR0913
+def _flush(VT, MT, RT, last, T, c, cum, scale, step, lam1):  # noqa: PLR0913
     """Bring every coordinate up to step ``T`` and fold the scale ``c`` into ``V``."""
-    K, d = V.shape
+    d, K = VT.shape
     for j in range(d):
-        _catch_up(V, M, S, j, last[j], T, cum, scale, step, lam1)
-        last[j] = T
+        if last[j] < T:
+            _catch_up(VT, MT, RT, j, last[j], T, cum, scale, step, lam1)
+            last[j] = T
         for k in range(K):
-            V[k, j] *= c
-    ops[0] += 2 * K * d
+            VT[j, k] *= c
+    return 2 * K * d
 
 
 @numba.njit(cache=True, nogil=True)
+def _finish(W, M, S, VT, MT, RT):
+    """Write the flushed model and ``alpha_bar`` back; ``S += W_end - W_start + removed``."""
+    d, K = VT.shape
+    for k in range(K):
+        for j in range(d):
+            S[k, j] += VT[j, k] - W[k, j] + RT[j, k]
+            W[k, j] = VT[j, k]
+            M[k, j] = MT[j, k]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _derivative(z, s, yi, loss_code, K):
     """Loss derivative ``s`` at margins ``z`` (0 logistic, 1 squared, 2 multinomial)."""
     if loss_code == 0:
@@ -132,94 +166,94 @@ def _derivative(z, s, yi, loss_code, K):
 
 
 @numba.njit(cache=True, nogil=True)
-def _touch(data, indices, p0, p1, t, V, M, S, last, diff, g, c_new, step, lam1, inv_n):  # noqa: PLR0913
-    """Step ``t`` on the coordinates of the visited row (up to date through step ``t - 1``):
-    drift with the old ``alpha_bar``, gradient correction, ``alpha_bar`` update, prox."""
-    K = V.shape[0]
-    for p in range(p0, p1):  # drift once per coordinate (rows may repeat an index)
-        j = indices[p]
-        if last[j] == t:
-            for k in range(K):
-                V[k, j] -= M[k, j] * g
-            last[j] = -1
-    for p in range(p0, p1):
-        j = indices[p]
-        x = data[p]
-        for k in range(K):
-            V[k, j] -= g * diff[k] * x
-            M[k, j] += diff[k] * x * inv_n
-    for p in range(p0, p1):  # prox once per coordinate
-        j = indices[p]
-        if last[j] == -1:
-            last[j] = t + 1
-            if lam1 > 0.0:
-                th = lam1 * g
-                for k in range(K):
-                    pre = V[k, j]
-                    v = pre - th if pre > th else (pre + th if pre < -th else 0.0)
-                    V[k, j] = v
-                    S[k, j] += c_new * (pre - v)
-
-
-@numba.njit(cache=True, nogil=True)
 def _saga_lazy(  # noqa: PLR0913 - a flat kernel
     data, indices, indptr, y, rows, order, W, M, S, old, step, lam2, lam1, inv_n,
     loss_code, fit_intercept, d, ops,
 ):
+    """The pass of :func:`saga_sequential_lazy` (which see); ``ops[0]`` += coordinate updates."""
     K = W.shape[0]
     B = rows.shape[0]
     new = np.empty((B, K))
     z = np.empty(K)
     s = np.empty(K)
-    diff = np.empty(K)
-    V = W[:, :d].copy()
+    VT = W[:, :d].T.copy()  # W[:, :d] = c V, stored feature-major
+    MT = M[:, :d].T.copy()
+    RT = np.zeros((d, K))  # amount the prox removed, model space
     last = np.zeros(d, dtype=np.int64)  # coordinate j is up to date through step last[j] - 1
     cum = np.zeros(B + 1)  # cum[t] = sum of g_s over s < t (since the last reset)
     scale = np.ones(B + 1)  # scale[t] = c before step t
     a = 1.0 - step * lam2
     c = 1.0
+    nops = 0
     for t in range(B):
         r = order[t]
         i = rows[r]
         p0 = indptr[i]
         p1 = indptr[i + 1]
-        for p in range(p0, p1):
+        for k in range(K):
+            z[k] = 0.0
+        for p in range(p0, p1):  # bring the row's coordinates up to date, margins
             j = indices[p]
-            if last[j] < t:
-                _catch_up(V, M, S, j, last[j], t, cum, scale, step, lam1)
+            t0 = last[j]
+            if t0 < t:  # the missed steps t0 .. t - 1 (as _catch_up, written out: hot loop)
+                if lam1 > 0.0:
+                    for k in range(K):
+                        v, rem = _lagged_l1(VT[j, k], MT[j, k], t0, t, cum, scale, step, lam1)
+                        VT[j, k] = v
+                        RT[j, k] += rem
+                else:
+                    G = cum[t] - cum[t0]
+                    for k in range(K):
+                        VT[j, k] -= MT[j, k] * G
                 last[j] = t
-                ops[0] += K
+                nops += K
+            for k in range(K):
+                z[k] += data[p] * VT[j, k]
         for k in range(K):
-            acc = 0.0
-            for p in range(p0, p1):
-                acc += data[p] * V[k, indices[p]]
-            z[k] = c * acc + (W[k, d] if fit_intercept else 0.0)
+            z[k] = c * z[k] + (W[k, d] if fit_intercept else 0.0)
         _derivative(z, s, y[i], loss_code, K)
-        c_new = c * a
-        g = step / c_new
+        c *= a  # step t: shrink, drift with the old alpha_bar, correction, prox
+        g = step / c
         cum[t + 1] = cum[t] + g
-        scale[t + 1] = c_new
+        scale[t + 1] = c
         for k in range(K):
-            diff[k] = s[k] - old[r, k]
             new[r, k] = s[k]
+            s[k] -= old[r, k]
             if fit_intercept:
-                u = step * (M[k, d] + diff[k])
+                u = step * (M[k, d] + s[k])
                 W[k, d] -= u
                 S[k, d] -= u
-                M[k, d] += diff[k] * inv_n
-        _touch(data, indices, p0, p1, t, V, M, S, last, diff, g, c_new, step, lam1, inv_n)
-        ops[0] += K * (p1 - p0)
-        c = c_new
+                M[k, d] += s[k] * inv_n
+        pending = -1 if lam1 > 0.0 else t + 1
+        for p in range(p0, p1):
+            j = indices[p]
+            x = data[p]
+            if last[j] == t:  # first occurrence of j in the row (rows may repeat an index)
+                for k in range(K):
+                    VT[j, k] -= MT[j, k] * g
+                last[j] = pending
+            for k in range(K):
+                VT[j, k] -= g * s[k] * x
+                MT[j, k] += s[k] * x * inv_n
+        nops += K * (p1 - p0)
+        if lam1 > 0.0:
+            th = lam1 * g
+            for p in range(p0, p1):
+                j = indices[p]
+                if last[j] == -1:
+                    last[j] = t + 1
+                    for k in range(K):
+                        pre = VT[j, k]
+                        v = pre - th if pre > th else (pre + th if pre < -th else 0.0)
+                        VT[j, k] = v
+                        RT[j, k] += c * (pre - v)
         if c < RESCALE:
-            _flush(V, M, S, last, t + 1, c, cum, scale, step, lam1, ops)
+            nops += _flush(VT, MT, RT, last, t + 1, c, cum, scale, step, lam1)
             c = 1.0
             cum[t + 1] = 0.0
             scale[t + 1] = 1.0
-    _flush(V, M, S, last, B, c, cum, scale, step, lam1, ops)
-    for k in range(K):
-        for j in range(d):
-            S[k, j] += V[k, j] - W[k, j]
-            W[k, j] = V[k, j]
+    ops[0] += nops + _flush(VT, MT, RT, last, B, c, cum, scale, step, lam1)
+    _finish(W, M, S, VT, MT, RT)
     return new
 
 

@@ -10,7 +10,12 @@ import pytest
 import scipy.sparse as sp
 
 from daskasync.kernels_saga import _EMPTY_2D, _saga_sequential, saga_sequential_kernel
-from daskasync.kernels_saga_lazy import RESCALE, _lagged_l1, saga_sequential_lazy
+from daskasync.kernels_saga_lazy import (
+    RESCALE,
+    _first_nonpositive,
+    _lagged_l1,
+    saga_sequential_lazy,
+)
 
 LOSSES = {"logistic": (0, 1), "squared": (1, 1), "multinomial3": (2, 3), "multinomial10": (2, 10)}
 PENALTIES = ("none", "l2", "l1", "elasticnet")
@@ -149,6 +154,23 @@ def test_lagged_l1_reproduces_every_regime(a):
         seen["stuck"] += landed and w == 0.0 and abs(m) <= lam1
         seen["big_m"] += abs(m) > lam1 and (landed or jumped)
     assert min(seen.values()) >= 50, seen
+
+
+def test_crossing_search_matches_a_scan():
+    """The interpolation + Newton guess is checked and falls back to bisection: irregular
+    steps (ratios up to 1e6 between neighbours) still give the first crossing."""
+    rng = np.random.default_rng(11)
+    for _ in range(5000):
+        B = int(rng.integers(1, 300))
+        g = rng.exponential(size=B) * 10.0 ** rng.uniform(-3, 3, size=B)
+        if rng.random() < 0.3:
+            g = np.sort(g)  # increasing, like step / c under L2
+        cum = np.concatenate([[0.0], np.cumsum(g)])
+        t0, t1 = np.sort(rng.choice(B + 1, 2, replace=False))
+        alpha = 10.0 ** rng.uniform(-2, 2)
+        v = alpha * (cum[t1] - cum[t0]) * rng.uniform(0.0, 1.0)
+        expect = next(q for q in range(t0 + 1, t1 + 1) if v - alpha * (cum[q] - cum[t0]) <= 0)
+        assert _first_nonpositive(v, alpha, t0, t1, cum) == expect
 
 
 @pytest.mark.parametrize("penalty", ["l1", "elasticnet"])

@@ -106,27 +106,21 @@ def _lagged_l1(v0, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
 
 
 @numba.njit(cache=True, nogil=True)
-def _catch_up(VT, MT, RT, j, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
-    """Apply the missed steps ``t0 .. t1 - 1`` to coordinate ``j`` of every class."""
-    K = VT.shape[1]
-    if lam1 > 0.0:
-        for k in range(K):
-            v, removed = _lagged_l1(VT[j, k], MT[j, k], t0, t1, cum, scale, step, lam1)
-            VT[j, k] = v
-            RT[j, k] += removed
-    else:
-        G = cum[t1] - cum[t0]
-        for k in range(K):
-            VT[j, k] -= MT[j, k] * G
-
-
-@numba.njit(cache=True, nogil=True)
 def _flush(VT, MT, RT, last, T, c, cum, scale, step, lam1):  # noqa: PLR0913
     """Bring every coordinate up to step ``T`` and fold the scale ``c`` into ``V``."""
     d, K = VT.shape
     for j in range(d):
-        if last[j] < T:
-            _catch_up(VT, MT, RT, j, last[j], T, cum, scale, step, lam1)
+        t0 = last[j]
+        if t0 < T:  # the missed steps t0 .. T - 1, as in the pass's catch-up
+            if lam1 > 0.0:
+                for k in range(K):
+                    v, rem = _lagged_l1(VT[j, k], MT[j, k], t0, T, cum, scale, step, lam1)
+                    VT[j, k] = v
+                    RT[j, k] += rem
+            else:
+                G = cum[T] - cum[t0]
+                for k in range(K):
+                    VT[j, k] -= MT[j, k] * G
             last[j] = T
         for k in range(K):
             VT[j, k] *= c
@@ -137,9 +131,10 @@ def _flush(VT, MT, RT, last, T, c, cum, scale, step, lam1):  # noqa: PLR0913
 def _finish(W, M, S, VT, MT, RT):
     """Write the flushed model and ``alpha_bar`` back; ``S += W_end - W_start + removed``."""
     d, K = VT.shape
+    prox = RT.shape[0] > 0
     for k in range(K):
         for j in range(d):
-            S[k, j] += VT[j, k] - W[k, j] + RT[j, k]
+            S[k, j] += VT[j, k] - W[k, j] + (RT[j, k] if prox else 0.0)
             W[k, j] = VT[j, k]
             M[k, j] = MT[j, k]
 
@@ -178,8 +173,8 @@ def _saga_lazy(  # noqa: PLR0913 - a flat kernel
     s = np.empty(K)
     VT = W[:, :d].T.copy()  # W[:, :d] = c V, stored feature-major
     MT = M[:, :d].T.copy()
-    RT = np.zeros((d, K))  # amount the prox removed, model space
-    last = np.zeros(d, dtype=np.int64)  # coordinate j is up to date through step last[j] - 1
+    RT = np.zeros((d if lam1 > 0.0 else 0, K))  # amount the prox removed, model space
+    last = np.zeros(d, dtype=np.int32)  # coordinate j is up to date through step last[j] - 1
     cum = np.zeros(B + 1)  # cum[t] = sum of g_s over s < t (since the last reset)
     scale = np.ones(B + 1)  # scale[t] = c before step t
     a = 1.0 - step * lam2
@@ -195,7 +190,7 @@ def _saga_lazy(  # noqa: PLR0913 - a flat kernel
         for p in range(p0, p1):  # bring the row's coordinates up to date, margins
             j = indices[p]
             t0 = last[j]
-            if t0 < t:  # the missed steps t0 .. t - 1 (as _catch_up, written out: hot loop)
+            if t0 < t:  # the missed steps t0 .. t - 1 (as in _flush)
                 if lam1 > 0.0:
                     for k in range(K):
                         v, rem = _lagged_l1(VT[j, k], MT[j, k], t0, t, cum, scale, step, lam1)

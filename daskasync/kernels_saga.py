@@ -21,6 +21,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .kernels_saga_lazy import saga_sequential_lazy
 from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss
 from .tasks import _rows, _xt_dot, margins, sample_rows
 
@@ -157,13 +158,20 @@ def saga_sequential_kernel(
     partition: int,
     task_index: int,
     seed: int,
+    lazy: bool = True,
     **_: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """Sequential SAGA steps over the sampled rows (in a seeded random order).
 
     Returns ``(model change, alpha_bar change, new scalars, |B|, smooth movement)``, the last
     being the sum of the steps' smooth parts (the model change without the prox), which lets
-    the driver apply the L1 prox itself to results computed on stale models."""
+    the driver apply the L1 prox itself to results computed on stale models.
+
+    Sparse ``X`` runs the just-in-time kernel
+    (:func:`daskasync.kernels_saga_lazy.saga_sequential_lazy`, ``O(nnz + d)`` per task) when
+    ``lazy`` (the default) and ``step * lam2 < 1``; ``lazy=False`` runs the eager reference
+    (``O(|B| d)``), whose iterates the lazy kernel's equal to rounding. Dense ``X`` always
+    runs the eager kernel."""
     X, y = block
     m, d = X.shape
     idx = sample_rows(m, fraction, seed, partition, task_index)
@@ -175,14 +183,18 @@ def saga_sequential_kernel(
     M0 = np.ascontiguousarray(mean, dtype=np.float64).reshape(K, -1)
     W, M, S = W0.copy(), M0.copy(), np.zeros_like(W0)
     old2 = np.ascontiguousarray(old, dtype=np.float64).reshape(len(idx), K)
-    if sp.issparse(X):
-        args = (False, _EMPTY_2D, X.data, X.indices, X.indptr)
-    else:
-        args = (True, X, _EMPTY_F, _EMPTY_I, _EMPTY_I)
-    new = _saga_sequential(
-        *args, y, idx, order, W, M, S, old2, float(step), float(lam2), float(lam1), 1.0 / n,
+    rest = (
+        y, idx, order, W, M, S, old2, float(step), float(lam2), float(lam1), 1.0 / n,
         int(loss_code), bool(fit_intercept), d,
     )
+    if sp.issparse(X):
+        X = X.tocsr()
+        if lazy and step * lam2 < 1.0:
+            new = saga_sequential_lazy(X.data, X.indices, X.indptr, *rest)
+        else:
+            new = _saga_sequential(False, _EMPTY_2D, X.data, X.indices, X.indptr, *rest)
+    else:
+        new = _saga_sequential(True, X, _EMPTY_F, _EMPTY_I, _EMPTY_I, *rest)
     return (
         (W - W0).reshape(theta.shape),
         (M - M0).reshape(mean.shape),

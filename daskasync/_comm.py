@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from distributed import Client, Future
-from distributed.comm.core import CommClosedError
 
 __all__ = ["scatter_retrying"]
 
-_TRANSIENT = (CommClosedError, OSError, asyncio.TimeoutError)
+#: a worker dying under a transfer (distributed's CommClosedError is an OSError)
+_TRANSIENT = (OSError, asyncio.TimeoutError)
 
 
 async def scatter_retrying(

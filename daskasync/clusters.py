@@ -51,8 +51,7 @@ def cluster_client(
 def subprocess_client(workers: int, threads: int) -> Iterator[Any]:
     """A client on a ``SubprocessCluster`` of ``workers`` processes (scheduler in its own
     process too) that this context starts, waits for and closes."""
-    from distributed import Client
-    from distributed.deploy.subprocess import SubprocessCluster
+    from distributed import Client, SubprocessCluster
 
     with SubprocessCluster(host="127.0.0.1", n_workers=workers, threads_per_worker=threads,
                            dashboard_address=":0") as cluster, Client(cluster) as client:

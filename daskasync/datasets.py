@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gzip
 import lzma
-import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -31,9 +30,12 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.datasets import load_svmlight_file
 
+from .constraints import Interval, check, check_all
+
 __all__ = [
     "GEN_CHUNK",
     "SYNTHETIC_KINDS",
+    "check_synthetic_params",
     "load_libsvm",
     "make_epsilon_like",
     "make_rcv1_like",
@@ -145,15 +147,20 @@ def load_libsvm(
 # Synthetic generators
 # --------------------------------------------------------------------------- #
 def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return int(check(name, value, Interval("int", minimum)))
 
 
-def _check_synthetic_params(kind: Any, kw: dict[str, Any]) -> dict[str, float]:
+#: what each synthetic family parameter may be
+_PARAM_CONSTRAINTS: dict[str, list] = {
+    "noise": [Interval("real", 0)],
+    "flip": [Interval("real", 0, 0.5)],
+    "decay": [Interval("real", 0)],
+    "density": [Interval("real", 0, 1, closed="right")],
+    "alpha": [Interval("real", 0)],
+}
+
+
+def check_synthetic_params(kind: Any, kw: dict[str, Any]) -> dict[str, float]:
     """Validate ``kind`` and its keyword parameters; return them with defaults filled."""
     if kind not in SYNTHETIC_KINDS:
         raise ValueError(
@@ -166,25 +173,8 @@ def _check_synthetic_params(kind: Any, kw: dict[str, Any]) -> dict[str, float]:
             f"unexpected parameter(s) {unknown} for synthetic kind {kind!r}; "
             f"accepted: {sorted(defaults)}"
         )
-    params = dict(defaults)
-    for key, value in kw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise TypeError(f"{key} must be a real number, got {type(value).__name__}")
-        params[key] = float(value)
-    if not all(math.isfinite(v) for v in params.values()):
-        raise ValueError(f"synthetic parameters must be finite, got {params}")
-    if params["noise"] < 0:
-        raise ValueError(f"noise must be >= 0, got {params['noise']}")
-    if not 0.0 <= params["flip"] <= 0.5:
-        raise ValueError(f"flip must be in [0, 0.5], got {params['flip']}")
-    if kind == "epsilon" and params["decay"] < 0:
-        raise ValueError(f"decay must be >= 0, got {params['decay']}")
-    if kind == "rcv1":
-        if not 0.0 < params["density"] <= 1.0:
-            raise ValueError(f"density must be in (0, 1], got {params['density']}")
-        if params["alpha"] < 0:
-            raise ValueError(f"alpha must be >= 0, got {params['alpha']}")
-    return params
+    check_all(kw, _PARAM_CONSTRAINTS)
+    return {**defaults, **{k: float(v) for k, v in kw.items()}}
 
 
 def _chunk_rng(seed: int, j: int) -> np.random.Generator:
@@ -337,7 +327,7 @@ def synthetic_rows(
     >>> X.shape, bool(np.array_equal(X[4:], X2)), sorted(set(y.tolist())) == [-1.0, 1.0]
     ((10, 5), True, True)
     """
-    params = _check_synthetic_params(kind, kw)
+    params = check_synthetic_params(kind, kw)
     start = _check_int(start, "start", minimum=0)
     stop = _check_int(stop, "stop", minimum=start)
     d = _check_int(d, "d", minimum=1)

@@ -87,7 +87,7 @@ def test_bad_arguments_are_refused_before_any_work(client, tmp_path):
         ({"solvers": ["sgd", "sgd"]}, "listed twice"),
         ({"data": str(tmp_path / "missing.svm")}, "no such file"),
         ({"stragglers": "storm"}, "stragglers"),
-        ({"synthetic_params": {"decay": -0.5}}, "decay must be >= 0"),
+        ({"synthetic_params": {"decay": -0.5}}, "decay: must be a number >= 0"),
         ({"synthetic_params": {"decay": 0.5}, "data": str(svm)}, "only for synthetic data"),
     ]:
         with pytest.raises(ValueError, match=match):

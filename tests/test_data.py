@@ -362,7 +362,7 @@ def test_epsilon_like_decay_makes_a_power_law_spectrum() -> None:
     Xs = X0 * np.arange(1, d + 1) ** -0.5
     Xs /= np.linalg.norm(Xs, axis=1)[:, None]
     np.testing.assert_allclose(X1, Xs, rtol=1e-12)
-    with pytest.raises(ValueError, match="decay must be >= 0"):
+    with pytest.raises(ValueError, match="decay: must be a number >= 0"):
         make_epsilon_like(n=10, d=3, decay=-1.0)
     with pytest.raises(TypeError, match="decay"):
         synthetic_rows("rcv1", 0, 10, 3, decay=1.0)

@@ -66,8 +66,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from distributed import Client
-from distributed.diagnostics.plugin import WorkerPlugin
+from distributed import Client, WorkerPlugin
 
 from ..stragglers import Straggler
 

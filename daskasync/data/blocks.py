@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import sparse
 from distributed import Client
 
-from .. import datasets
+from ..datasets import synthetic_rows
 from .checks import canonical_csr, dense_is_finite
 
 Block = tuple[np.ndarray | sp.csr_matrix, np.ndarray]
@@ -95,7 +95,7 @@ def synthetic_block(
     kind: str, start: int, stop: int, d: int, seed: int, params: dict[str, float]
 ) -> Block:
     """Worker task: rows ``[start, stop)`` of a synthetic dataset."""
-    return datasets.synthetic_rows(kind, start, stop, d, seed, **params)
+    return synthetic_rows(kind, start, stop, d, seed, **params)
 
 
 def label_values(y: np.ndarray) -> np.ndarray | None:

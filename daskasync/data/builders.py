@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dask
 import dask.array as da
@@ -20,7 +20,8 @@ import scipy.sparse as sp
 import sparse
 from distributed import Client, Future
 
-from .. import datasets
+from ..constraints import Interval, check
+from ..datasets import check_synthetic_params, load_libsvm
 from .blocks import (
     Block,
     block_stats,
@@ -45,12 +46,13 @@ from .checks import (
     validate_y_meta,
 )
 
-if TYPE_CHECKING:  # annotations only: importing it at run time would be a cycle
-    from .partitioned import PartitionedData
+#: the class being built (``PartitionedData`` or a subclass); its module imports this one,
+#: so it is passed in rather than imported here
+DataClass = Any
 
 
 def from_futures(
-    cls: type[PartitionedData],
+    cls: DataClass,
     client: Client,
     futures: list[Future],
     sizes: np.ndarray,
@@ -59,7 +61,7 @@ def from_futures(
     is_sparse: bool,
     nnz: int | None,
     name: str,
-) -> PartitionedData:
+) -> Any:
     """Wait for computed blocks, check their row counts, count nnz if needed."""
     stats_futures: list[Future] = []
     try:
@@ -97,7 +99,7 @@ def from_futures(
 # from_arrays: options, then dask inputs (from_dask) or driver-side arrays
 # --------------------------------------------------------------------------- #
 def from_arrays(
-    cls: type[PartitionedData],
+    cls: DataClass,
     X: Any,
     y: Any,
     *,
@@ -107,7 +109,7 @@ def from_arrays(
     shuffle: bool | None,
     random_state: int,
     recoverable: bool,
-) -> PartitionedData:
+) -> Any:
     """Body of :meth:`PartitionedData.from_arrays` (documented there)."""
     n_partitions = check_n_partitions(n_partitions)
     _check_options(shuffle, random_state, recoverable)
@@ -142,7 +144,7 @@ def _check_options(shuffle: Any, random_state: Any, recoverable: Any) -> None:
 
 
 def _from_local(
-    cls: type[PartitionedData],
+    cls: DataClass,
     X: Any,
     y: Any,
     *,
@@ -152,7 +154,7 @@ def _from_local(
     shuffle: bool | None,
     random_state: int,
     recoverable: bool,
-) -> PartitionedData:
+) -> Any:
     """Validate driver-side arrays fully, split them and scatter the blocks once."""
     Xc, is_sparse = validate_local_X(X)
     n, d = int(Xc.shape[0]), int(Xc.shape[1])
@@ -239,14 +241,14 @@ def _scatter_by_worker(
 
 
 def from_dask(
-    cls: type[PartitionedData],
+    cls: DataClass,
     X: da.Array,
     y: Any,
     *,
     n_partitions: int | None,
     client: Client | None,
     name: str,
-) -> PartitionedData:
+) -> Any:
     """Blocks computed on the cluster from a dask ``X`` (and ``y``), one task each."""
     n, d, is_sparse = _check_dask_X(X)
     y_arr = validate_y_meta(y, n)
@@ -321,7 +323,7 @@ def _check_dask_X(X: da.Array) -> tuple[int, int, bool]:
 # from_libsvm and synthetic
 # --------------------------------------------------------------------------- #
 def from_libsvm(
-    cls: type[PartitionedData],
+    cls: DataClass,
     path: str | os.PathLike[str],
     *,
     n_partitions: int | None,
@@ -330,10 +332,10 @@ def from_libsvm(
     shuffle: bool,
     random_state: int,
     recoverable: bool,
-) -> PartitionedData:
+) -> Any:
     """Body of :meth:`PartitionedData.from_libsvm` (documented there)."""
     check_n_partitions(n_partitions)
-    X, y = datasets.load_libsvm(path, n_features=n_features)
+    X, y = load_libsvm(path, n_features=n_features)
     return cls.from_arrays(
         X,
         y,
@@ -347,7 +349,7 @@ def from_libsvm(
 
 
 def synthetic(
-    cls: type[PartitionedData],
+    cls: DataClass,
     kind: str,
     *,
     n: int,
@@ -356,13 +358,13 @@ def synthetic(
     seed: int,
     client: Client | None,
     params: dict[str, float],
-) -> PartitionedData:
+) -> Any:
     """Body of :meth:`PartitionedData.synthetic` (documented there);
     ``params`` are its ``**kw`` (the family parameters)."""
-    params = datasets._check_synthetic_params(kind, params)
+    params = check_synthetic_params(kind, params)
     n = check_positive_int(n, "n")
     d = check_positive_int(d, "d")
-    seed = datasets._check_int(seed, "seed", minimum=0)
+    seed = int(check("seed", seed, Interval("int", 0)))
     n_partitions = check_n_partitions(n_partitions, n)
     client = resolve_client(client)
     p = n_partitions if n_partitions is not None else default_n_partitions(client, n)

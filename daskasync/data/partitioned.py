@@ -13,8 +13,10 @@ import scipy.sparse as sp
 from distributed import Client, Future
 
 from .._comm import scatter_retrying
-from . import builders
 from .blocks import Block, least_loaded_workers
+from .builders import from_arrays as build_from_arrays
+from .builders import from_libsvm as build_from_libsvm
+from .builders import synthetic as build_synthetic
 
 __all__ = ["PartitionedData"]
 
@@ -277,7 +279,6 @@ class PartitionedData:
             self.n_recovered += 1
         return lost
 
-    _recover = arecover  # removed once the engine calls arecover
 
     def recover(self) -> list[int]:
         """Re-create lost scattered blocks from the driver-side source, on the live
@@ -452,7 +453,7 @@ class PartitionedData:
         ...         print(data.is_sparse, data.nnz == X.nnz, data.rows_per_partition.tolist())
         True True [13, 13, 12, 12]
         """
-        return builders.from_arrays(
+        return build_from_arrays(
             cls,
             X,
             y,
@@ -521,7 +522,7 @@ class PartitionedData:
         ...         print(data)
         PartitionedData(name='toy.svm', n=6, d=6, sparse, nnz=6, n_partitions=2)
         """
-        return builders.from_libsvm(
+        return build_from_libsvm(
             cls,
             path,
             n_partitions=n_partitions,
@@ -585,6 +586,6 @@ class PartitionedData:
         ...         print(data.name, data.is_sparse, data.n_partitions, data.n)
         rcv1-like True 4 1000
         """
-        return builders.synthetic(
+        return build_synthetic(
             cls, kind, n=n, d=d, n_partitions=n_partitions, seed=seed, client=client, params=kw
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .asaga import ASAGA, AsagaState
 from .asgd import ASGD
-from .base import RunContext, Solver, SolverState
+from .base import RunContext, Solver, SolverState, apply_update, sum_results
 from .registry import SOLVERS, get_solver, register_solver
 from .saga import SAGA, SagaState
 from .sgd import SGD, sgd_step
@@ -22,7 +22,9 @@ __all__ = [
     "SagaState",
     "Solver",
     "SolverState",
+    "apply_update",
     "get_solver",
     "register_solver",
     "sgd_step",
+    "sum_results",
 ]

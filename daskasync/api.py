@@ -94,11 +94,12 @@ def minimize(
     fit_intercept : bool
         Fit an unpenalized intercept.
     step_size : float or "auto"
-        Base step ``gamma``. ``"auto"`` derives it from the data (one pass to find the
-        largest row norm, giving the largest per-sample smoothness constant ``L``):
-        ``1 / L`` for SGD/ASGD; ``1 / (3 L)`` per sample for SAGA's sequential form (``min(1 / (3 L_avg P), 1 / L)`` with ``momentum``, ``L_avg`` from the mean row norm; as
-        scikit-learn's SAGA); ``1 / (3 L)`` for SAGA's batch form, divided by ``1 + tau_bar``
-        for ASAGA, where ``tau_bar = min(P - 1, tau)`` is the expected staleness.
+        Base step ``gamma``. ``"auto"``: the solver's rule from the data (one pass finds the
+        largest squared row norm, hence the largest per-sample smoothness constant ``L``,
+        :func:`daskasync.lipschitz_constant`): ``1 / L`` for SGD/ASGD; ``1 / (3 L)`` per
+        sample for the SAGA solvers (Defazio et al. 2014; scikit-learn's
+        ``get_auto_step_size``), divided by ``1 + min(P - 1, tau)`` for ASAGA's batch form
+        (the expected staleness); each solver's ``auto_step`` documents its rule.
     step_schedule : {"constant", "invsqrt"} or callable, optional
         ``"invsqrt"`` (default for SGD/ASGD): ``gamma / sqrt(t + 1)`` with ``t`` the number of
         synchronous-round equivalents (``k`` for SGD, ``k / P`` for ASGD, as in ASYNC);
@@ -129,48 +130,38 @@ def minimize(
         SAGA's task form: ``"batch"`` is ASYNC's (the task returns its mini-batch's summed
         history-corrected gradient; the driver takes one step); ``"sequential"`` applies the
         sampled rows one by one on the worker as SAGA steps of ``1 / (3 L)`` and returns the
-        model change, which the driver averages (sync) or weights ``1 / P`` (async). Both
-        keep the exact history; ``"sequential"`` converges in far fewer tasks on
-        ill-conditioned problems.
+        model change, which the driver combines (see ``combine``). Both keep the exact
+        history; a sequential pass makes one step per row, a batch task one step per task.
     staleness_aware : bool
         Scale each asynchronous result by ``1 / (1 + staleness)`` (step for SGD and batch
         SAGA, weight of the model change for sequential SAGA), as ElasticDL modulates its
         learning rate.
     momentum : float
-        Heavy-ball momentum ``beta`` in ``[0, 1)`` for the SAGA solvers (sequential form,
-        smooth penalties). Default 0.
+        Heavy-ball momentum ``mu`` in ``[0, 1)`` (Polyak 1964) for the SAGA solvers'
+        sequential form with a smooth penalty. Default 0.
 
-        * ``"saga"``: each round starts from ``theta + beta (theta - theta_prev)``. With the
-          default ``combine="search"`` the ``"auto"`` step of the partitions' passes is
-          ``min(1 / (3 L_avg P), 1 / L)`` (``L_avg`` from the mean squared row norm):
-          shorter passes record their gradient histories near the combined model, and the
-          search and the momentum scale the move back up. With ``lam = 1/n`` on 4
-          partitions, ``0.8`` takes w8a to 1e-8 in 27 epochs instead of 200, and a9a in 70
-          instead of 277.
-        * ``"asaga"``: every ``P`` applied results make a virtual round, after which the
-          model jumps by ``beta`` times the velocity. Safeguard: when a full-objective check
-          finds the model worse than the best checked one, the run restarts from that
-          model without velocity, and a second such rise halves ``beta``; ten checks in a
-          row at a new best move a halved ``beta`` halfway back up (a run continued with
-          ``init=`` goes on from the ``beta`` its state records). ``0.95`` takes w8a
-          to 1e-8 in about 85 epochs, where plain ASAGA is at 2.5e-4 after 300. The
-          ``"auto"`` step is then ``min(1 / (3 L_avg P), 1 / (3 L))``: on a9a (rows of
-          equal norm) this is ``1 / (3 L P)``, and 0.95 reaches 1e-8 in about 265 epochs,
-          1e-10 in about 385 and 1e-13 in about 560.
+        * ``"saga"``: each round starts from ``theta + mu (theta - theta_prev)``; the
+          ``"auto"`` step of the passes becomes ``min(1 / (3 L_avg P), 1 / L)`` (``L_avg``
+          from the mean squared row norm), so that the passes record their gradient
+          histories near the combined model while the search and the momentum scale the
+          move back up.
+        * ``"asaga"``: every ``P`` applied results make a virtual round after which the
+          model jumps by ``mu`` times the velocity, with an adaptive-restart safeguard
+          (O'Donoghue and Candes 2015; see :class:`daskasync.solvers.asaga.HeavyBall`);
+          the ``"auto"`` step becomes ``min(1 / (3 L_avg P), 1 / (3 L))``. A run continued
+          with ``init=`` goes on from the momentum its state records.
     history : GradientHistory, optional
         Continue from this history (SAGA); it is updated in place.
-    combine : {"search", "average"} or float, optional
+    combine : {"search", "average", "adaptive"} or float, optional
         How SAGA's sequential form combines the partitions' model changes. A number is the
         weight of each change (``"average"`` = ``1 / P``, always stable; larger weights
         add them up and can diverge). ``"search"`` (default of ``solver="saga"`` with a
-        smooth penalty) moves along their average by a multiplier adapted each round
-        from three candidates judged by one extra full-objective pass; it recovers up to
-        the other partitions' progress on ill-conditioned problems; with an
-        L1/elastic-net penalty the default is ``"average"``. ASAGA weighs each change
-        ``1 / P`` by default; ``"adaptive"`` scales that by ``eta`` in ``[1, P]`` adapted
-        from the objective checks run alongside (a bold-driver rule): it helps
-        ill-conditioned problems (w8a at lambda = 1/n: 3.5e-7 instead of 9.3e-5 after 400
-        epochs) and can slow well-conditioned ones (digits), hence opt-in.
+        smooth penalty) moves along their average by a multiplier adapted each round from
+        three candidates judged by one extra full-objective pass (``eta / 2, eta, 2 eta``
+        within ``[1, 4 P]``); with an L1/elastic-net penalty the default is
+        ``"average"``. ASAGA weighs each change ``1 / P`` by default; ``"adaptive"``
+        scales that by ``eta`` in ``[1, P]`` adapted from the objective checks run
+        alongside (a bold-driver rule, :class:`daskasync.solvers.asaga.BoldDriver`).
     init : RunState, optional
         Continue a run from its state (``result.state`` or :meth:`RunState.load`): model,
         history, clock and task counters, step size. The data and settings must be the

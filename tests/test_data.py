@@ -653,7 +653,7 @@ VALIDATION_CASES: list[Any] = [
         "synthetic density",
         lambda c: PartitionedData.synthetic("rcv1", density=2.0, client=c),
         ValueError,
-        "density must be in",
+        "density: must be a number in",
     ),
     (
         "libsvm missing",

@@ -180,11 +180,11 @@ def test_asaga_momentum_falls_back_instead_of_diverging(client4):
     obj = res.history_array("objective")
     assert np.isfinite(res.coef).all()
     assert obj[-1] < obj[0]
-    beta = res.state.solver_state.beta
+    beta = res.state.solver_state.momentum
     assert beta < 0.99
     # a continued run goes on with the lowered beta, not the requested 0.99
     rest = da.minimize(data, solver="asaga", loss="multinomial", lam=1e-6, momentum=0.99,
                        batch_fraction=0.5, max_epochs=2, step_size=2.0, init=res.state)
-    assert rest.state.solver_state.beta <= beta
+    assert rest.state.solver_state.momentum <= beta
     assert np.isfinite(rest.coef).all()
     data.release()

@@ -10,7 +10,7 @@ change weighted ``combine`` (default ``1 / P``; times ``P / (1 + staleness)`` wh
 the full-objective checks that run alongside (:class:`BoldDriver`).
 
 ``momentum`` (sequential form): every ``P`` applied results make a virtual round after which
-the model jumps by ``beta`` times the velocity, with a restart safeguard
+the model jumps by ``mu`` times the velocity, with a restart safeguard
 (:class:`HeavyBall`).
 """
 
@@ -34,7 +34,7 @@ from .saga_common import (
 
 __all__ = ["ASAGA", "AsagaState", "BoldDriver", "HeavyBall"]
 
-#: after this many consecutive checks at a new best, a ``beta`` halved by earlier rises
+#: after this many consecutive checks at a new best, a ``mu`` halved by earlier rises
 #: moves halfway back to the requested momentum
 MOMENTUM_RECOVERY_CHECKS = 10
 
@@ -44,7 +44,7 @@ class AsagaState(SolverState):
     """What ASAGA keeps besides the model and the history."""
 
     eta: float = 1.0  #: the adaptive multiplier (``combine="adaptive"``)
-    beta: float | None = None  #: the momentum the safeguard has reached
+    momentum: float | None = None  #: the momentum the safeguard has reached
     restarts: int = 0  #: restarts of the momentum safeguard so far
 
 
@@ -72,18 +72,19 @@ class BoldDriver:
 class HeavyBall:
     """Momentum over virtual rounds of ``P`` applied results, with a restart safeguard.
 
-    After each virtual round the velocity ``v <- beta v + (round's change)`` is added times
-    ``beta``. Safeguard (adaptive restart, O'Donoghue and Candes 2015): when a check finds
+    After each virtual round the velocity ``v <- mu v + (round's change)`` is added times
+    ``mu``. Safeguard (adaptive restart, O'Donoghue and Candes 2015): when a check finds
     the objective above the best checked one, the run restarts from that best model
     without velocity (SAGA's history may come from any points, so it stays consistent);
-    a second rise before any improvement halves ``beta``; after
-    :data:`MOMENTUM_RECOVERY_CHECKS` consecutive checks at a new best, a halved ``beta``
+    a second rise before any improvement halves ``mu``; after
+    :data:`MOMENTUM_RECOVERY_CHECKS` consecutive checks at a new best, a halved ``mu``
     moves halfway back to the requested momentum (the rises come mostly from the early,
     nonlinear phase).
     """
 
-    def __init__(self, momentum: float, beta: float, theta: np.ndarray, n_partitions: int):
-        self.momentum, self.beta, self.P = momentum, beta, n_partitions
+    def __init__(self, target: float, current: float, theta: np.ndarray,
+                 n_partitions: int) -> None:
+        self.target, self.current, self.P = target, current, n_partitions
         self.velocity = np.zeros_like(theta)
         self.start = theta.copy()
         self.in_round = self.rises = self.gains = self.restarts = 0
@@ -93,14 +94,14 @@ class HeavyBall:
         if f <= best[0]:
             self.rises = 0
             self.gains += 1
-            if self.gains >= MOMENTUM_RECOVERY_CHECKS and self.beta < self.momentum:
+            if self.gains >= MOMENTUM_RECOVERY_CHECKS and self.current < self.target:
                 self.gains = 0
-                self.beta += 0.5 * (self.momentum - self.beta)
+                self.current += 0.5 * (self.target - self.current)
             return
         self.rises += 1
         self.gains = 0
         if self.rises >= 2:  # again: momentum is too strong here
-            self.beta *= 0.5
+            self.current *= 0.5
             self.rises = 0
         self.velocity[...] = 0.0
         theta[...] = best[1]
@@ -113,9 +114,9 @@ class HeavyBall:
         self.in_round += 1
         if self.in_round == self.P:
             self.in_round = 0
-            self.velocity *= self.beta
+            self.velocity *= self.current
             self.velocity += theta - self.start
-            theta += self.beta * self.velocity
+            theta += self.current * self.velocity
             self.start[...] = theta
 
 
@@ -200,10 +201,10 @@ class ASAGA(Solver):
         driver = BoldDriver(self.state.eta, P) if opts.combine == "adaptive" else None
         ball = None
         if opts.momentum:
-            beta = opts.momentum if self.state.beta is None else min(opts.momentum,
-                                                                      self.state.beta)
-            ball = HeavyBall(opts.momentum, beta, theta, P)
-            self.state = replace(self.state, beta=beta)
+            saved = self.state.momentum
+            mu = opts.momentum if saved is None else min(opts.momentum, saved)
+            ball = HeavyBall(opts.momentum, mu, theta, P)
+            self.state = replace(self.state, momentum=mu)
             monitor.watch = True
         if driver is not None:
             monitor.watch = True
@@ -230,7 +231,7 @@ class ASAGA(Solver):
                 if checked and monitor.best_checked is not None:
                     ball.on_check(monitor.checked[-1], monitor.best_checked, theta)
                 ball.after_result(theta)
-                self.state = replace(self.state, beta=ball.beta, restarts=ball.restarts)
+                self.state = replace(self.state, momentum=ball.current, restarts=ball.restarts)
             tasks.store(attrs.partition, attrs.task_index, new, d_mean)
             return count, step0 * weight
 

@@ -14,8 +14,8 @@ three candidates. Averaging advances about one partition's worth of steps per ro
 ill-conditioned problems, where the passes agree on the slow directions, the search
 recovers the other partitions' progress, and where they disagree it stays at the average.
 
-``momentum`` ``beta`` (heavy ball, Polyak 1964): each round starts from
-``theta + beta (theta - theta_prev)`` and applies the round's update (searched from that
+``momentum`` ``mu`` (heavy ball, Polyak 1964): each round starts from
+``theta + mu (theta - theta_prev)`` and applies the round's update (searched from that
 point) there.
 """
 

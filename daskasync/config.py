@@ -19,7 +19,7 @@ from .constraints import BOOLEAN, CALLABLE, Instance, Interval, Options, check_a
 from .engine.barriers import Barrier, make_barrier
 from .engine.broadcast import TRANSPORTS
 from .engine.history import GradientHistory
-from .losses import get_loss
+from .losses import LOSSES, get_loss
 from .monitor import StopCriteria
 from .penalties import make_penalty
 from .problem import Problem
@@ -38,7 +38,7 @@ _POSITIVE_INT = Interval("int", 1)
 #: their own constructors: loss, penalty, barrier, stragglers, schedule, stopping)
 CONSTRAINTS: dict[str, list] = {
     "fit_intercept": [BOOLEAN],
-    "batch_fraction": [Interval("real", 0, 1, closed="right")],
+    "batch_fraction": [Interval("real", 0, 1, closed="right"), None],
     "step_size": [_POSITIVE, Options("auto")],
     "l1_ratio": [Interval("real", 0, 1)],
     "tau": [Interval("int", 0), None],
@@ -59,6 +59,7 @@ CONSTRAINTS: dict[str, list] = {
     "checkpoint": [Instance((str, os.PathLike), "a path"), None],
     "checkpoint_every": [_POSITIVE_INT, None],
     "checkpoint_interval": [_POSITIVE, None],
+    "solver_options": [Instance(Mapping, "a dict of option names to values"), None],
 }
 
 _STOP = ("max_updates", "max_epochs", "time_budget", "tol", "gtol", "check_every",
@@ -105,8 +106,12 @@ def make_config(data: Any, args: Mapping[str, Any]) -> RunConfig:
     check_all(args, CONSTRAINTS)
     solver = get_solver(args["solver"])
     problem = _problem(data, args)
-    options = solver.make_options(problem, data.n_partitions,
-                                  **{k: args[k] for k in _SOLVER_OPTIONS})
+    _check_support(solver, problem)
+    given = {k: args[k] for k in _SOLVER_OPTIONS}
+    given.update(args["solver_options"] or {})
+    options = solver.make_options(problem, data.n_partitions, **given)
+    fraction = solver.default_fraction if args["batch_fraction"] is None else float(
+        args["batch_fraction"])
     schedule_name = solver.default_schedule if args["step_schedule"] is None else args[
         "step_schedule"]
     make_schedule(schedule_name, 1.0 if args["step_size"] == "auto" else args["step_size"])
@@ -117,7 +122,7 @@ def make_config(data: Any, args: Mapping[str, Any]) -> RunConfig:
     barrier = _barrier(solver, args)
     straggler = make_straggler(args["stragglers"], n_partitions=data.n_partitions,
                                c=args["straggler_c"], seed=args["seed"])
-    fingerprint = _fingerprint(data, problem, solver, options, args)
+    fingerprint = _fingerprint(data, problem, solver, options, fraction, args)
     if args["init"] is not None:
         if args["theta0"] is not None or args["history"] is not None:
             raise ValueError("init: give either init or theta0/history, not both")
@@ -126,7 +131,7 @@ def make_config(data: Any, args: Mapping[str, Any]) -> RunConfig:
     return RunConfig(
         solver=solver, options=options, problem=problem, stop=stop, barrier=barrier,
         straggler=straggler, schedule_name=schedule_name, step_size=args["step_size"],
-        fraction=float(args["batch_fraction"]), seed=int(args["seed"]), theta0=theta0,
+        fraction=fraction, seed=int(args["seed"]), theta0=theta0,
         history=history, init=args["init"], fingerprint=fingerprint,
         engine_kwargs={k: args[k] for k in ("window", "transport", "warmup_tasks",
                                             "avg_task_time")},
@@ -193,8 +198,24 @@ def _start(data: Any, problem: Problem, solver: type[Solver], args: Mapping[str,
     return theta, history
 
 
+def _check_support(solver: type[Solver], problem: Problem) -> None:
+    """The solver supports the problem's loss and penalty (as its class states)."""
+    loss = problem.loss.name
+    if loss in LOSSES and loss not in solver.losses:
+        raise ValueError(f"loss: solver {solver.name!r} supports {', '.join(solver.losses)}, "
+                         f"not {loss!r}")
+    penalty = problem.penalty.name
+    known = ("none", "l2", "l1", "elasticnet")
+    custom_ok = penalty not in known and (not problem.penalty.has_prox or "l1" in solver.penalties)
+    if penalty not in solver.penalties and not custom_ok:
+        raise ValueError(
+            f"penalty: solver {solver.name!r} supports {', '.join(solver.penalties)}, not "
+            f"{penalty!r}; the SAGA solvers ('saga', 'asaga') handle L1 and elastic net"
+        )
+
+
 def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any,
-                 args: Mapping[str, Any]) -> dict[str, Any]:
+                 fraction: float, args: Mapping[str, Any]) -> dict[str, Any]:
     """What a continued run must share with the run that saved its state."""
     return {
         "n": int(data.n),
@@ -206,7 +227,7 @@ def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any
         "loss": problem.loss.name,
         "penalty": repr(problem.penalty),
         "fit_intercept": problem.fit_intercept,
-        "batch_fraction": float(args["batch_fraction"]),
+        "batch_fraction": fraction,
         "seed": int(args["seed"]),
         "inner": options.inner if solver.history else None,
     }
@@ -214,8 +235,8 @@ def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any
 
 def _record(solver: type[Solver], n_partitions: int, args: Mapping[str, Any]) -> dict:
     every, interval = args["record_every"], args["record_interval"]
-    if every is None and interval is None:
-        every = 1 if solver.synchronous else n_partitions
+    if every is None and interval is None:  # one record per pass over the data
+        every = max(1, round(solver.updates_per_epoch(n_partitions, 1.0)))
     return {"record_every": every, "record_interval": interval,
             "record_objective": bool(args["record_objective"])}
 

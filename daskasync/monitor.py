@@ -185,8 +185,18 @@ class Monitor:
             self._ckpt_last_t = now
             self.checkpoints += 1
 
-    def after_update(self, theta: np.ndarray, rows: int) -> str | None:
-        """Count one applied update of ``rows`` sampled rows; return a stop reason or None."""
+    def add_rows(self, rows: int) -> None:
+        """Count rows a solver processed without an update (e.g. a rejected trial point)."""
+        self.rows += rows
+
+    def after_update(
+        self, theta: np.ndarray, rows: int, exact: tuple[float, Any] | None = None
+    ) -> str | None:
+        """Count one applied update of ``rows`` sampled rows; return a stop reason or None.
+
+        ``exact``: the full loss sum and gradient sum at ``theta``, when the solver computed
+        them as part of its algorithm (L-BFGS): the stopping criteria use them at once,
+        without a check pass."""
         self.updates += 1
         self.rows += rows
         self.record(theta)
@@ -199,10 +209,12 @@ class Monitor:
             self.stop_reason = "max_epochs"
         elif s.time_budget is not None and self.elapsed >= s.time_budget:
             self.stop_reason = "time_budget"
+        elif exact is not None and self.updates % self.check_every == 0:
+            self._judge(theta, exact[0], exact[1], self.updates)
         elif (
             s.tol is not None or s.gtol is not None or s.target_objective is not None
             or self.watch
-        ) and self.engine is not None:
+        ) and self.engine is not None and exact is None:
             self._maybe_check(theta)
         if self.progress is not None:
             ms = self.engine.coordinator.mean_recent_staleness if self.engine else 0.0
@@ -245,15 +257,19 @@ class Monitor:
         fut, self._pending = self._pending, None
         assert fut is not None and self._pending_theta is not None
         loss_sum, grad_sum, _ = fut.result()
-        f = self.problem.objective(loss_sum, self._pending_theta)
-        self._known_obj[self._pending_idx] = f
+        self._judge(self._pending_theta, loss_sum, grad_sum, self._pending_idx)
+
+    def _judge(self, theta: np.ndarray, loss_sum: float, grad_sum: Any, idx: int) -> None:
+        """A full evaluation at ``theta`` (update ``idx``): record it, apply the criteria."""
+        f = self.problem.objective(loss_sum, theta)
+        self._known_obj[idx] = f
         self.checked.append(f)
         if self.best_checked is None or f < self.best_checked[0]:
-            self.best_checked = (f, self._pending_theta)
+            self.best_checked = (f, theta)
         s = self.stop
         if s.target_objective is not None and f <= s.target_objective:
             self.stop_reason = "target_objective"
-        elif s.gtol is not None and self.problem.optimality(grad_sum, self._pending_theta) <= s.gtol:
+        elif s.gtol is not None and self.problem.optimality(grad_sum, theta) <= s.gtol:
             self.stop_reason = "gtol"
         elif (
             s.tol is not None

@@ -8,6 +8,7 @@ proximal operator so that solutions are exactly sparse.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -17,6 +18,9 @@ __all__ = ["Penalty", "NoPenalty", "L2", "L1", "ElasticNet", "make_penalty"]
 @dataclass(frozen=True)
 class Penalty:
     """Base penalty: ``value(w)``, smooth ``gradient(w)`` and ``prox(w, step)``."""
+
+    #: the name solvers list in their ``penalties`` (what ``make_penalty`` takes)
+    name: ClassVar[str] = "penalty"
 
     def value(self, w: np.ndarray) -> float:
         raise NotImplementedError
@@ -55,6 +59,8 @@ class NoPenalty(Penalty):
     0.0
     """
 
+    name: ClassVar[str] = "none"
+
     def value(self, w: np.ndarray) -> float:
         return 0.0
 
@@ -69,6 +75,8 @@ class L2(Penalty):
     >>> L2(0.5).value(np.array([2.0]))
     1.0
     """
+
+    name: ClassVar[str] = "l2"
 
     lam: float
 
@@ -96,6 +104,8 @@ class L1(Penalty):
     >>> L1(1.0).prox(np.array([3.0, -0.5]), 1.0).tolist()
     [2.0, -0.0]
     """
+
+    name: ClassVar[str] = "l1"
 
     lam: float
 
@@ -127,6 +137,8 @@ class ElasticNet(Penalty):
     >>> ElasticNet(1.0, 0.5).value(np.array([2.0]))
     2.0
     """
+
+    name: ClassVar[str] = "elasticnet"
 
     lam: float
     l1_ratio: float = 0.5

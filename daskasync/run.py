@@ -78,7 +78,7 @@ def _settings(config: RunConfig, engine: Engine, solver: Solver, schedule: Sched
 
 def _monitor(engine: Engine, config: RunConfig) -> Monitor:
     init, P = config.init, engine.n_partitions
-    per_epoch = (1 if config.solver.synchronous else P) / config.fraction
+    per_epoch = config.solver.updates_per_epoch(P, config.fraction)
     bar = None
     if config.verbose:
         total = config.stop.max_updates

@@ -224,7 +224,7 @@ def test_progress_bar_and_errors(client, cancer):
     with redirect_stderr(quiet):
         da.LogisticRegression(max_iter=3, tol=None).fit(X, y)
     assert quiet.getvalue() == ""
-    for kw, msg in [({"solver": "lbfgs"}, "solver"), ({"C": -1}, "C: must be a positive"),
+    for kw, msg in [({"solver": "newton"}, "solver"), ({"C": -1}, "C: must be a positive"),
                     ({"penalty": "l3"}, "penalty"), ({"max_iter": 0}, "max_iter"),
                     ({"batch_fraction": 2.0}, "batch_fraction"), ({"tau": -1}, "tau")]:
         with pytest.raises(ValueError, match=msg):

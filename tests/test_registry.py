@@ -28,13 +28,13 @@ def gd():
 
 
 def test_the_registry_is_the_list_of_names():
-    assert sorted(SOLVERS) == ["asaga", "asgd", "saga", "sgd"] or "gd" in SOLVERS
     assert {n: (c.synchronous, c.history) for n, c in SOLVERS.items() if n != "gd"} == {
         "sgd": (True, False), "asgd": (False, False), "saga": (True, True),
-        "asaga": (False, True),
+        "asaga": (False, True), "lbfgs": (True, False), "albfgs": (False, False),
     }
-    with pytest.raises(ValueError, match="solver: unknown solver 'lbfgs'"):
-        da.get_solver("lbfgs")
+    assert SOLVERS["lbfgs"].penalties == ("none", "l2")
+    with pytest.raises(ValueError, match="solver: unknown solver 'newton'"):
+        da.get_solver("newton")
 
 
 def test_registration_refuses_what_is_not_a_solver():

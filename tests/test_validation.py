@@ -27,7 +27,14 @@ def _n_tasks(client):
 
 
 BAD = [
-    ({"solver": "lbfgs"}, ValueError, "solver"),
+    ({"solver": "newton"}, ValueError, "solver"),
+    ({"solver": "lbfgs", "penalty": "l1"}, ValueError, "penalty"),
+    ({"solver": "albfgs", "solver_options": {"quorum": 0.0}}, ValueError, "quorum"),
+    ({"solver": "albfgs", "solver_options": {"patience": 0.5}}, ValueError, "patience"),
+    ({"solver": "lbfgs", "solver_options": {"memory": 0}}, ValueError, "memory"),
+    ({"solver": "lbfgs", "solver_options": {"quorum": 0.5}}, ValueError, "solver_options"),
+    ({"solver": "saga", "solver_options": {"memory": 5}}, ValueError, "solver_options"),
+    ({"solver_options": [1]}, TypeError, "solver_options"),
     ({"loss": "hinge"}, ValueError, "loss"),
     ({"loss": "multinomial"}, ValueError, "y"),  # labels -1/+1 are not class indices
     ({"penalty": "l3"}, ValueError, "penalty"),

@@ -13,6 +13,7 @@ path free of thread hops.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import uuid
@@ -289,12 +290,17 @@ class Engine:
         return ticket, spec
 
     # -- collection ------------------------------------------------------------------------
-    async def anext_result(self) -> tuple[Any, ResultAttributes]:
+    async def anext_result(
+        self, timeout: float | None = None
+    ) -> tuple[Any, ResultAttributes] | None:
         """Next finished result and its attributes, dropped ones included (marked
         ``attrs.dropped``: staler than the barrier's ``tau``). A task cancelled by a worker
         loss is repaired and launched again under the same ticket, so each result comes
-        back once. Raises :class:`BarrierError` when nothing is in flight, and re-raises a
-        task's error."""
+        back once. With ``timeout`` (seconds), ``None`` when no result finished in time
+        (nothing is lost: a later call returns it). Raises :class:`BarrierError` when
+        nothing is in flight, and re-raises a task's error."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
         while True:
             if not self._ready:
                 if not self._tickets:
@@ -303,7 +309,15 @@ class Engine:
                         "partition while none was running; a predicate must select at least "
                         "one idle partition when nothing is in flight)"
                     )
-                item = await self._ac.__anext__()
+                if deadline is None:
+                    item = await self._ac.__anext__()
+                else:
+                    try:  # as_completed takes nothing from its queue until it returns it
+                        item = await asyncio.wait_for(
+                            self._ac.__anext__(), max(0.0, deadline - loop.time())
+                        )
+                    except asyncio.TimeoutError:
+                        return None
                 self._ready.append(item)
                 self._ready.extend(self._ac.next_batch(block=False))
             fut, res = self._ready.popleft()

@@ -26,6 +26,7 @@ class ASGD(Solver):
     """
 
     name = "asgd"
+    default_fraction = 0.1
     synchronous = False
 
     def auto_step(self, stats: RowStats, n_partitions: int, barrier: Barrier,

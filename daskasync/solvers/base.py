@@ -102,6 +102,8 @@ class Solver:
     default_schedule: ClassVar[str] = "invsqrt"
     losses: ClassVar[tuple[str, ...]] = ("logistic", "squared", "multinomial")
     penalties: ClassVar[tuple[str, ...]] = ("none", "l2", "l1", "elasticnet")
+    #: ``batch_fraction`` when none is given: the rows each task samples
+    default_fraction: ClassVar[float] = 1.0
     Options: ClassVar[type] = NoOptions
     State: ClassVar[type[SolverState]] = SolverState
     #: values ``minimize`` passes for options a solver does not take
@@ -116,17 +118,37 @@ class Solver:
         self.state = state if state is not None else self.State()
 
     @classmethod
-    def make_options(cls, problem: Problem, n_partitions: int, **given: Any) -> Any:
-        """Check ``given`` (``minimize``'s solver options) and build ``Options``. The base
-        refuses every option that differs from ``minimize``'s default, naming it."""
+    def own_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of ``given`` that are this solver's options; refuses the others:
+        one of ``minimize``'s SAGA options (``inner``, ``combine``, ``momentum``) set to
+        anything but its default, or a name the solver does not know."""
         fields = {f.name for f in dataclasses.fields(cls.Options)}
         for key, value in given.items():
-            if key not in fields and not _same(value, cls.OPTION_DEFAULTS.get(key)):
+            if key in fields:
+                continue
+            if key not in cls.OPTION_DEFAULTS:
+                raise ValueError(
+                    f"solver_options: solver {cls.name!r} has no option {key!r} (its "
+                    f"options: {', '.join(sorted(fields)) or 'none'})"
+                )
+            if not _same(value, cls.OPTION_DEFAULTS[key]):
                 raise ValueError(
                     f"{key}: solver {cls.name!r} does not take {key} "
                     f"(got {value!r}); see the solver's documentation"
                 )
-        return cls.Options(**{k: v for k, v in given.items() if k in fields})
+        return {k: v for k, v in given.items() if k in fields}
+
+    @classmethod
+    def make_options(cls, problem: Problem, n_partitions: int, **given: Any) -> Any:
+        """Check ``given`` (``minimize``'s solver options and ``solver_options``) and build
+        ``Options``; every refusal names the option."""
+        return cls.Options(**cls.own_options(given))
+
+    @classmethod
+    def updates_per_epoch(cls, n_partitions: int, fraction: float) -> float:
+        """Applied updates per pass over the data: one per round of every partition
+        (synchronous), one per partition result (asynchronous)."""
+        return (1 if cls.synchronous else n_partitions) / fraction
 
     @classmethod
     def from_state(cls, problem: Problem, options: Any,
@@ -175,10 +197,13 @@ def sum_results(values: list, array_at: int, count_at: int) -> tuple[np.ndarray,
     return total, count
 
 
-def apply_update(engine: Any, monitor: Monitor, theta: np.ndarray, rows: int, step: float):
+def apply_update(engine: Any, monitor: Monitor, theta: np.ndarray, rows: int, step: float,
+                 exact: tuple[float, Any] | None = None):
     """Count one applied update of ``rows`` sampled rows: tick the logical clock, publish
-    the new version, record; returns the monitor's stop reason (or None)."""
+    the new version, record; returns the monitor's stop reason (or None). ``exact``: the
+    full loss and gradient sums at ``theta`` when the solver has them (see
+    :meth:`Monitor.after_update`)."""
     monitor.last_step = step
     engine.tick()
     engine.publish(theta)
-    return monitor.after_update(theta, rows)
+    return monitor.after_update(theta, rows, exact)

@@ -8,9 +8,11 @@ Adding a solver is one module with a :class:`~daskasync.solvers.base.Solver` sub
 
 from __future__ import annotations
 
+from .albfgs import ALBFGS
 from .asaga import ASAGA
 from .asgd import ASGD
 from .base import Solver
+from .lbfgs import LBFGS
 from .saga import SAGA
 from .sgd import SGD
 
@@ -46,5 +48,5 @@ def get_solver(name: str) -> type[Solver]:
     return SOLVERS[name]
 
 
-for _cls in (SGD, ASGD, SAGA, ASAGA):
+for _cls in (SGD, ASGD, SAGA, ASAGA, LBFGS, ALBFGS):
     register_solver(_cls)

@@ -45,9 +45,12 @@ class SagaOptions:
 
 def check_saga_options(
     name: str, synchronous: bool, problem: Problem, n_partitions: int, *,
-    inner: Any = "sequential", combine: Any = None, momentum: Any = 0.0,
+    inner: Any = "sequential", combine: Any = None, momentum: Any = 0.0, **others: Any,
 ) -> SagaOptions:
     """Check the SAGA options of solver ``name`` and resolve ``combine``."""
+    if others:
+        raise ValueError(f"solver_options: solver {name!r} has no option "
+                         f"{sorted(others)[0]!r} (its options: combine, inner, momentum)")
     check("inner", inner, Options("sequential", "batch"))
     if inner == "sequential":
         sequential_loss_code(problem.loss)  # a ValueError naming the loss if unsupported

@@ -45,6 +45,7 @@ class SGD(Solver):
     """
 
     name = "sgd"
+    default_fraction = 0.1
     synchronous = True
 
     def auto_step(self, stats: RowStats, n_partitions: int, barrier: Barrier,

@@ -13,12 +13,23 @@ import scipy.sparse as sp
 from distributed import Client, Future
 
 from .._comm import scatter_retrying
+from ..constraints import Options, check
 from .blocks import Block, least_loaded_workers
 from .builders import from_arrays as build_from_arrays
 from .builders import from_libsvm as build_from_libsvm
 from .builders import synthetic as build_synthetic
+from .checks import check_n_partitions, resolve_client
+from .shards import from_shards, is_shards
 
 __all__ = ["PartitionedData"]
+
+
+def _is_dtype(value: Any) -> bool:
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return value is not None
 
 
 class PartitionedData:
@@ -468,40 +479,59 @@ class PartitionedData:
     @classmethod
     def from_libsvm(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         n_partitions: int | None = None,
         client: Client | None = None,
         n_features: int | None = None,
-        shuffle: bool = True,
+        shuffle: bool | None = None,
         random_state: int = 0,
         recoverable: bool = True,
+        dtype: Any = np.float64,
+        storage_options: dict[str, Any] | None = None,
     ) -> PartitionedData:
-        """Load a LIBSVM file on the driver and partition it over the workers.
+        """Load LIBSVM data: one file through the driver, or shards read on the workers.
 
-        The file (plain, ``.gz``, ``.bz2`` or ``.xz``) is read with
-        :func:`daskasync.datasets.load_libsvm`, then handled as by
-        :meth:`from_arrays` (sparse CSR blocks). The name is the file's base
-        name.
+        * **One local file** (plain, ``.gz``, ``.bz2`` or ``.xz``) is read on the driver
+          with :func:`daskasync.datasets.load_libsvm`, then handled as by
+          :meth:`from_arrays` (its rows shuffled into the partitions, sparse CSR blocks).
+        * **Shards**: a list of files, a glob (``"data/part-*.svm"``) or URLs that fsspec
+          opens (``file://``, ``s3://``, ``gs://``, ``https://`` ..., compression inferred
+          from the name). Each file is parsed by a task on a worker, so the data never
+          passes through the driver and a set larger than the driver's memory loads; a
+          block lost with its worker is recomputed from its file. One block per file (or
+          ``ceil(n_partitions / files)`` row blocks per file); rows stay in file order
+          (shuffle the rows when writing the shards). Indices are one-based unless some
+          file has an index 0 (scikit-learn's rule, applied to all files together), and
+          ``d`` is the largest index unless ``n_features`` is given. A missing file, a
+          file that is not LIBSVM, non-numeric values or an index beyond ``n_features``
+          raise an error naming the file, before any solver task runs.
 
         Parameters
         ----------
-        path : str or os.PathLike
-            LIBSVM / svmlight file.
+        path : str, os.PathLike or list of them
+            A LIBSVM / svmlight file, a glob, a URL, or a list of files or URLs.
         n_partitions : int, optional
-            Number of row blocks; see :meth:`from_arrays`.
+            Number of row blocks; see :meth:`from_arrays` (for shards: at least one block
+            per file).
         client : distributed.Client, optional
             Defaults to :func:`distributed.get_client`.
         n_features : int, optional
-            Number of columns (default: largest index in the file).
-        shuffle : bool, default True
-            Deal the rows to the partitions in a seeded random order (LIBSVM files
-            are often sorted by label); see :meth:`from_arrays`.
+            Number of columns (default: the largest index).
+        shuffle : bool, optional
+            One file: deal its rows to the partitions in a seeded random order (default
+            ``True``; LIBSVM files are often sorted by label); see :meth:`from_arrays`.
+            Shards keep their rows in file order (``True`` is refused).
         random_state : int, default 0
             Seed of the shuffle.
         recoverable : bool, default True
-            Keep the loaded arrays on the driver to re-create blocks lost with a worker;
-            see :meth:`from_arrays`.
+            One file: keep the loaded arrays on the driver to re-create blocks lost with a
+            worker; see :meth:`from_arrays` (shards are always recomputable).
+        dtype : {numpy.float64, numpy.float32}, default numpy.float64
+            Dtype of the values on the workers (float32 halves memory and bandwidth;
+            models and histories stay float64).
+        storage_options : dict, optional
+            Options of the fsspec filesystem (credentials, endpoints) for shards.
 
         Returns
         -------
@@ -514,21 +544,36 @@ class PartitionedData:
         >>> from sklearn.datasets import dump_svmlight_file
         >>> from distributed import Client, LocalCluster
         >>> from daskasync.data import PartitionedData
-        >>> path = os.path.join(tempfile.mkdtemp(), "toy.svm")
-        >>> dump_svmlight_file(np.eye(6), np.array([1, -1] * 3), path, zero_based=False)
+        >>> folder = tempfile.mkdtemp()
+        >>> for i in range(2):
+        ...     dump_svmlight_file(np.eye(3), np.array([1, -1, 1]),
+        ...                        os.path.join(folder, f"part-{i}.svm"), zero_based=False)
         >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         ...     with Client(cluster) as client:
-        ...         data = PartitionedData.from_libsvm(path, n_partitions=2)
-        ...         print(data)
-        PartitionedData(name='toy.svm', n=6, d=6, sparse, nnz=6, n_partitions=2)
+        ...         one = PartitionedData.from_libsvm(os.path.join(folder, "part-0.svm"),
+        ...                                           n_partitions=2)
+        ...         shards = PartitionedData.from_libsvm(os.path.join(folder, "part-*.svm"))
+        ...         print(one); print(shards)
+        PartitionedData(name='part-0.svm', n=3, d=3, sparse, nnz=3, n_partitions=2)
+        PartitionedData(name='part-0.svm (+1 files)', n=6, d=3, sparse, nnz=6, n_partitions=2)
         """
+        check("dtype", np.dtype(dtype).name if _is_dtype(dtype) else dtype,
+              Options("float64", "float32"))
+        if is_shards(path):
+            if shuffle:
+                raise ValueError("shuffle: shards keep their rows in file order; shuffle "
+                                 "the rows when writing the files")
+            check_n_partitions(n_partitions)
+            return from_shards(cls, path, n_partitions=n_partitions,
+                               client=resolve_client(client), n_features=n_features,
+                               dtype=np.dtype(dtype), storage_options=storage_options)
         return build_from_libsvm(
             cls,
             path,
             n_partitions=n_partitions,
             client=client,
             n_features=n_features,
-            shuffle=shuffle,
+            shuffle=True if shuffle is None else shuffle,
             random_state=random_state,
             recoverable=recoverable,
         )

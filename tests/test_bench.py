@@ -88,6 +88,8 @@ def test_bad_arguments_are_refused_before_any_work(client, tmp_path):
         ({"seeds": [0, -1]}, r"^seeds\[1\]: must be an int >= 0, got -1$"),
         ({"lam": 0.0}, "^lam: must be a positive number or None, got 0.0$"),
         ({"tune": True, "tune_seconds": -1.0}, "^tune_seconds: must be a positive number"),
+        ({"tune": True, "tune_grid": [1.0, 0.0]}, r"^tune_grid\[1\]: must be a positive number"),
+        ({"overhead_updates": -1}, "^overhead_updates: must be an int >= 0, got -1$"),
         ({"straggler_c": -1.0, "stragglers": "intensity"}, "^straggler_c: must be a number"),
         ({"solvers": ["sgd", "sgd"]}, "listed twice"),
         ({"data": str(tmp_path / "missing.svm")}, "no such file"),

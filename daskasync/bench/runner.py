@@ -50,7 +50,7 @@ from .specs import (
 )
 from .worker_stragglers import slow_workers
 
-__all__ = ["CONSTRAINTS", "TARGET", "SEED", "TUNE_GRID", "run_benchmark"]
+__all__ = ["CONSTRAINTS", "SEED", "TARGET", "TUNE_GRID", "TUNE_MULTIPLE", "run_benchmark"]
 
 #: multiples of each solver's default step that ``tune=True`` tries
 TUNE_GRID = (0.25, 1.0, 4.0, 16.0, 64.0, 256.0)
@@ -60,9 +60,10 @@ TUNE_GRID = (0.25, 1.0, 4.0, 16.0, 64.0, 256.0)
 # arguments
 # --------------------------------------------------------------------------- #
 _POSITIVE = Interval("real", 0, closed="neither")
-#: each of ``targets`` (a relative suboptimality) and each of ``seeds``
+#: each of ``targets`` (a relative suboptimality), of ``seeds`` and of ``tune_grid``
 TARGET = Interval("real", 0, 1, closed="neither")
 SEED = Interval("int", 0)
+TUNE_MULTIPLE = _POSITIVE
 #: what :func:`run_benchmark`'s plain arguments may be (the command line's options use the
 #: same); the solvers are parsed by :func:`~daskasync.bench.specs.parse_solver`, the
 #: synthetic family's parameters checked by ``PartitionedData.synthetic``
@@ -72,6 +73,7 @@ CONSTRAINTS: dict[str, list] = {
     "repeats": [Interval("int", 1)],
     "lam": [_POSITIVE, None],
     "tune_seconds": [_POSITIVE],
+    "overhead_updates": [Interval("int", 0)],
     **STRAGGLER_CONSTRAINTS,
 }
 
@@ -106,7 +108,11 @@ def _check_arguments(
         raise ValueError("seeds: give at least one seed")
     time_budget, repeats, partitions = float(time_budget), int(repeats), int(partitions)
     lam = None if lam is None else float(lam)
-    tune_seconds = float(tune_seconds) if tune else tune_seconds
+    if tune:
+        tune_seconds = float(tune_seconds)
+        tune_grid = [float(m) for m in iter_checked("tune_grid", tune_grid, TUNE_MULTIPLE)]
+        if not tune_grid:
+            raise ValueError("tune_grid: give at least one multiple")
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     n_units = partitions if straggler_form == "partition" else len(workers)
     model = straggler_model(stragglers, form=straggler_form, n_units=n_units, c=straggler_c)
@@ -354,6 +360,7 @@ def run_benchmark(
     """
     from ..engine.driver import Engine  # noqa: F401 - fail early if the package is broken
 
+    check_all({"overhead_updates": overhead_updates}, CONSTRAINTS)
     s, workers = _check_arguments(
         client, solvers=solvers, data=data, synthetic=synthetic, n=n, d=d,
         synthetic_params=synthetic_params, partitions=partitions, stragglers=stragglers,

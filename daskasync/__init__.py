@@ -32,7 +32,7 @@ from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss, get_loss
 from .monitor import StopCriteria
 from .penalties import L1, L2, ElasticNet, NoPenalty, Penalty, make_penalty
 from .plotting import LivePlot, plot_history
-from .problem import Problem, RowStats, lipschitz_constant
+from .problem import Problem, RowStats, lipschitz_constant, relative_suboptimality
 from .progress import ProgressBar, RunInfo
 from .result import FitResult, Record
 from .schedules import constant, inv_sqrt, make_schedule
@@ -105,5 +105,6 @@ __all__ = [
     "make_schedule",
     "make_straggler",
     "minimize",
+    "relative_suboptimality",
     "sample_rows",
 ]

@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .clusters import cluster_client
 
@@ -67,14 +68,6 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
-
-
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
 def _key_value(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
     try:
@@ -105,26 +98,69 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daskasync", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _typed(name: str, parse: Callable[[str], Any], allowed: Sequence[Any]) -> dict[str, Any]:
+    """``add_argument`` keywords: a ``type=`` that checks ``allowed`` (the library's
+    constraints, so the parser refuses what the library refuses, with its words), and the
+    choices as metavar when ``allowed`` is one :class:`~daskasync.constraints.Options`."""
+    from .constraints import Options, argparse_type
+
+    allowed = [c for c in allowed if c is not None]  # an option's text is never None
+    kw: dict[str, Any] = {"type": argparse_type(name, parse, *allowed)}
+    if len(allowed) == 1 and isinstance(allowed[0], Options):
+        kw["metavar"] = "{" + ",".join(str(v) for v in allowed[0].values) + "}"
+    return kw
+
+
+def _cluster_options(parser: argparse.ArgumentParser, threads: int) -> None:
+    from .data.checks import POSITIVE_INT
+
+    parser.add_argument("--scheduler",
+                        help="address of an existing scheduler (default: LocalCluster)")
+    parser.add_argument("--workers", default=2, help="LocalCluster worker processes",
+                        **_typed("--workers", int, [POSITIVE_INT]))
+    parser.add_argument("--threads", default=threads, help="threads per worker",
+                        **_typed("--threads", int, [POSITIVE_INT]))
+
+
+def _add_demo(sub: Any) -> None:
+    from .bench.peers import LOSSES
+    from .bench.specs import STRAGGLER_CONSTRAINTS
+    from .config import CONSTRAINTS
+    from .constraints import Interval, Options
+    from .data.checks import POSITIVE_INT
+    from .datasets import SYNTHETIC_KINDS
+
     demo = sub.add_parser("demo", help="race SGD against ASGD on an embedded default problem")
-    demo.add_argument("--scheduler", help="address of an existing scheduler (default: LocalCluster)")
-    demo.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
-    demo.add_argument("--threads", type=int, default=1, help="threads per worker")
+    _cluster_options(demo, threads=1)
     demo.add_argument("--data", help="LIBSVM file (plain, .gz, .bz2, .xz) instead of synthetic data")
-    demo.add_argument("--kind", choices=("epsilon", "rcv1"), default="epsilon")
-    demo.add_argument("--n", type=int, default=40_000, help="synthetic rows")
-    demo.add_argument("--d", type=int, default=100, help="synthetic columns")
-    demo.add_argument("--partitions", type=int, default=8)
-    demo.add_argument("--loss", choices=("logistic", "squared"), default="logistic")
-    demo.add_argument("--solvers", nargs="+", default=["sgd", "asgd"], choices=("sgd", "asgd"))
-    demo.add_argument("--epochs", type=float, default=3.0)
-    demo.add_argument("--batch-fraction", type=float, default=0.1)
-    demo.add_argument("--stragglers", choices=("none", "intensity", "cloud"), default="none")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--kind", default="epsilon",
+                      **_typed("--kind", str, [Options(*SYNTHETIC_KINDS)]))
+    demo.add_argument("--n", default=40_000, help="synthetic rows",
+                      **_typed("--n", int, [POSITIVE_INT]))
+    demo.add_argument("--d", default=100, help="synthetic columns",
+                      **_typed("--d", int, [POSITIVE_INT]))
+    demo.add_argument("--partitions", default=8, **_typed("--partitions", int, [POSITIVE_INT]))
+    demo.add_argument("--loss", default="logistic", **_typed("--loss", str, [Options(*LOSSES)]))
+    demo.add_argument("--solvers", nargs="+", default=["sgd", "asgd"],
+                      **_typed("--solvers", str, [Options("sgd", "asgd")]))
+    demo.add_argument("--epochs", default=3.0, help="passes over the data per solver",
+                      **_typed("--epochs", float, [Interval("real", 0, closed="neither")]))
+    demo.add_argument("--batch-fraction", default=0.1,
+                      **_typed("--batch-fraction", float, CONSTRAINTS["batch_fraction"]))
+    demo.add_argument("--stragglers", default="none",
+                      **_typed("--stragglers", str, STRAGGLER_CONSTRAINTS["stragglers"]))
+    demo.add_argument("--seed", default=0, **_typed("--seed", int, CONSTRAINTS["seed"]))
     demo.add_argument("--output", help="write the results as JSON here")
     demo.set_defaults(func=_demo)
+
+
+def _add_bench(sub: Any) -> None:
+    from .bench.peers import LOSSES, PEERS
+    from .bench.runner import CONSTRAINTS, SEED, TARGET, TUNE_MULTIPLE
+    from .constraints import Options, argparse_list_type
+    from .data.checks import POSITIVE_INT
+    from .datasets import SYNTHETIC_KINDS
+    from .solvers.registry import SOLVERS
 
     bench = sub.add_parser(
         "bench", help="straggler benchmark: daskasync's solvers and peers, same cluster",
@@ -132,41 +168,60 @@ def build_parser() -> argparse.ArgumentParser:
         "scikit-learn) under ASYNC's straggler models; writes results.json, results.md and "
         "suboptimality.png into --output.",
     )
-    bench.add_argument("--scheduler", help="address of an existing scheduler (default: LocalCluster)")
-    bench.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
-    bench.add_argument("--threads", type=int, default=8, help="threads per worker")
+    _cluster_options(bench, threads=8)
     bench.add_argument("--data", help="LIBSVM file with binary labels (default: synthetic)")
-    bench.add_argument("--synthetic", choices=("epsilon", "rcv1"), default="epsilon")
-    bench.add_argument("--n", type=int, default=100_000, help="synthetic rows")
-    bench.add_argument("--d", type=int, default=100, help="synthetic columns")
+    bench.add_argument("--synthetic", default="epsilon",
+                       **_typed("--synthetic", str, [Options(*SYNTHETIC_KINDS)]))
+    bench.add_argument("--n", default=100_000, help="synthetic rows",
+                       **_typed("--n", int, [POSITIVE_INT]))
+    bench.add_argument("--d", default=100, help="synthetic columns",
+                       **_typed("--d", int, [POSITIVE_INT]))
     bench.add_argument("--synthetic-param", type=_key_value, action="append", metavar="KEY=NUMBER",
                        help="a parameter of the synthetic family (repeatable), e.g. decay=0.5 "
                        "for an ill-conditioned epsilon-like problem")
-    bench.add_argument("--partitions", type=int, default=32)
+    bench.add_argument("--partitions", default=32,
+                       **_typed("--partitions", int, CONSTRAINTS["partitions"]))
     bench.add_argument("--solvers", nargs="+", default=["sgd", "asgd", "saga", "asaga"],
-                       help="sgd, asgd, saga, asaga (options as name[key=value,...]) and "
-                       "peers: dask-glm-lbfgs, dask-glm-gradient_descent, dask-glm-admm, "
-                       "dask-glm-proximal_grad, dask-ml-sgd, sklearn-saga, sklearn-lbfgs")
-    bench.add_argument("--stragglers", choices=("none", "intensity", "cloud"), default="none")
-    bench.add_argument("--straggler-c", type=float, default=1.0, help="intensity c")
-    bench.add_argument("--straggler-form", choices=("partition", "worker"), default="partition",
-                       help="inside daskasync's tasks, or on the workers (peers too)")
-    bench.add_argument("--targets", type=_floats, default=[1e-2, 1e-4],
+                       help=f"daskasync's solvers {', '.join(sorted(SOLVERS))} (options as "
+                       f"name[key=value,...]) and peers: {', '.join(sorted(PEERS))}")
+    bench.add_argument("--stragglers", default="none",
+                       **_typed("--stragglers", str, CONSTRAINTS["stragglers"]))
+    bench.add_argument("--straggler-c", default=1.0, help="intensity c",
+                       **_typed("--straggler-c", float, CONSTRAINTS["straggler_c"]))
+    bench.add_argument("--straggler-form", default="partition",
+                       help="inside daskasync's tasks, or on the workers (peers too)",
+                       **_typed("--straggler-form", str, CONSTRAINTS["straggler_form"]))
+    bench.add_argument("--targets", default=[1e-2, 1e-4],
+                       type=argparse_list_type("--targets", float, TARGET),
                        help="relative suboptimalities, comma separated")
-    bench.add_argument("--time-budget", type=float, default=60.0, help="seconds per run")
-    bench.add_argument("--seeds", type=_ints, default=[0], help="comma separated")
-    bench.add_argument("--repeats", type=int, default=1)
-    bench.add_argument("--lam", type=float, help="L2 strength (default 1/n)")
-    bench.add_argument("--loss", choices=("logistic", "squared"), default="logistic")
+    bench.add_argument("--time-budget", default=60.0, help="seconds per run",
+                       **_typed("--time-budget", float, CONSTRAINTS["time_budget"]))
+    bench.add_argument("--seeds", default=[0], type=argparse_list_type("--seeds", int, SEED),
+                       help="comma separated")
+    bench.add_argument("--repeats", default=1, **_typed("--repeats", int, CONSTRAINTS["repeats"]))
+    bench.add_argument("--lam", help="L2 strength (default 1/n)",
+                       **_typed("--lam", float, CONSTRAINTS["lam"]))
+    bench.add_argument("--loss", default="logistic", **_typed("--loss", str, [Options(*LOSSES)]))
     bench.add_argument("--tune", action="store_true",
                        help="tune daskasync's steps on a short prefix (same grid for all)")
-    bench.add_argument("--tune-seconds", type=float, default=5.0)
-    bench.add_argument("--tune-grid", type=_floats,
+    bench.add_argument("--tune-seconds", default=5.0,
+                       **_typed("--tune-seconds", float, CONSTRAINTS["tune_seconds"]))
+    bench.add_argument("--tune-grid", type=argparse_list_type("--tune-grid", float, TUNE_MULTIPLE),
                        help="multiples of the default step to try (default 0.25,1,4,16,64,256)")
     bench.add_argument("--cache-dir", help="f* cache (default ~/.cache/daskasync)")
-    bench.add_argument("--overhead-updates", type=int, default=1000)
+    bench.add_argument("--overhead-updates", default=1000,
+                       **_typed("--overhead-updates", int, CONSTRAINTS["overhead_updates"]))
     bench.add_argument("--output", default="bench-results")
     bench.set_defaults(func=_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``daskasync`` parser; every numeric or choice option is checked with the
+    library's constraints (:func:`daskasync.constraints.argparse_type`)."""
+    parser = argparse.ArgumentParser(prog="daskasync", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo(sub)
+    _add_bench(sub)
     return parser
 
 

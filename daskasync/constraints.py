@@ -44,6 +44,7 @@ __all__ = [
     "check",
     "check_all",
     "argparse_type",
+    "argparse_list_type",
 ]
 
 
@@ -70,6 +71,8 @@ class Interval(Constraint):
     --------
     >>> str(Interval("real", 0, 1, closed="left")), str(Interval("int", 1))
     ('a number in [0, 1)', 'an int >= 1')
+    >>> Interval("int", 1).fits_value(10**400), Interval("real", 0).fits_value(10**400)
+    (True, False)
     """
 
     def __init__(
@@ -88,9 +91,14 @@ class Interval(Constraint):
         return isinstance(value, numbers.Integral if self.kind == "int" else numbers.Real)
 
     def fits_value(self, value: Any) -> bool:
-        v = float(value)
-        if not math.isfinite(v):
-            return False
+        if isinstance(value, numbers.Integral):
+            v: float = int(value)  # exact, however large
+            if self.kind == "real" and not _fits_float(v):
+                return False
+        else:
+            v = float(value)
+            if not math.isfinite(v):
+                return False
         lo_in = self.closed in ("both", "left")
         hi_in = self.closed in ("both", "right")
         if self.low is not None and (v < self.low or (v == self.low and not lo_in)):
@@ -177,16 +185,38 @@ def _describe(allowed: Sequence[Constraint | None]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
-def check(name: str, value: Any, *allowed: Constraint | None) -> Any:
+def _fits_float(v: int) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def check(
+    name: str, value: Any, *allowed: Constraint | None, error: type[Exception] | None = None
+) -> Any:
     """Return ``value`` if one of ``allowed`` accepts it (``None`` in ``allowed`` accepts
     ``None``); else raise ``TypeError`` (no constraint accepts its type) or ``ValueError``
-    (one accepts its type, not its value), naming ``name``."""
+    (one accepts its type, not its value), naming ``name``.
+
+    ``error`` replaces that choice by one exception class, for a function whose documented
+    contract raises it for every bad value (for example ``ValueError`` for
+    :func:`daskasync.make_penalty`'s ``lam``).
+
+    Examples
+    --------
+    >>> check("lam", "0.1", Interval("real", 0), error=ValueError)
+    Traceback (most recent call last):
+    ...
+    ValueError: lam: must be a number >= 0, got '0.1'
+    """
     if value is None and None in allowed:
         return value
     typed = [c for c in allowed if c is not None and c.fits_type(value)]
     if any(c.fits_value(value) for c in typed):
         return value
-    error = ValueError if typed else TypeError
+    if error is None:
+        error = ValueError if typed else TypeError
     raise error(f"{name}: must be {_describe(allowed)}, got {value!r}")
 
 
@@ -223,6 +253,33 @@ def argparse_type(
             return check(name, value, *allowed)
         except (TypeError, ValueError) as err:
             raise argparse.ArgumentTypeError(str(err)) from None
+
+    return convert
+
+
+def argparse_list_type(
+    name: str, parse: Callable[[str], Any], *allowed: Constraint | None
+) -> Callable[[str], list]:
+    """An ``argparse`` ``type=`` for a comma separated list: each item as
+    :func:`argparse_type` takes it; an empty list is refused.
+
+    Examples
+    --------
+    >>> to_targets = argparse_list_type("--targets", float, Interval("real", 0, 1))
+    >>> to_targets("0.1, 0.01")
+    [0.1, 0.01]
+    >>> to_targets("0.1,2")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: --targets: must be a number in [0, 1], got 2.0
+    """
+    convert_item = argparse_type(name, parse, *allowed)
+
+    def convert(text: str) -> list:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"{name}: give at least one value, got {text!r}")
+        return [convert_item(x) for x in items]
 
     return convert
 

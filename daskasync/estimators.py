@@ -8,7 +8,6 @@ pandas, scipy.sparse, ``sparse``, dask arrays and dask dataframes; they run on t
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +36,7 @@ from .state import RunState
 __all__ = ["LogisticRegression", "LinearRegression"]
 
 _POSITIVE = Interval("real", 0, closed="neither")
+_SEED = Interval("int", 0)
 
 #: what each estimator parameter may be (the solver is checked against the registry, and
 #: the solver's own options by the solver, both before any data reaches the cluster)
@@ -47,7 +47,7 @@ _PARAMETER_CONSTRAINTS: dict[str, list] = {
     "fit_intercept": [BOOLEAN],
     "max_iter": [Interval("int", 1)],
     "tol": [Interval("real", 0), None],
-    "random_state": [Interval("int", 0), Instance(np.random.RandomState, "a RandomState"),
+    "random_state": [_SEED, Instance(np.random.RandomState, "a RandomState"),
                      None],
     "batch_fraction": [Interval("real", 0, 1, closed="right"), Options("auto")],
     "tau": [Interval("int", 0), None],
@@ -139,9 +139,7 @@ class _LinearModel(BaseEstimator):
         return self.batch_fraction
 
     def _seed(self) -> int:
-        if isinstance(self.random_state, numbers.Integral) and not isinstance(
-            self.random_state, bool
-        ):
+        if _SEED.fits_type(self.random_state):  # an int seed (checked by _check_params)
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 

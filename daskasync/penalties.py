@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from .constraints import Interval, check
+
 __all__ = ["Penalty", "NoPenalty", "L2", "L1", "ElasticNet", "make_penalty"]
 
 
@@ -178,9 +180,8 @@ def make_penalty(penalty: str | Penalty | None, lam: float = 0.0, l1_ratio: floa
     """
     if isinstance(penalty, Penalty):
         return penalty
-    if not isinstance(lam, (int, float, np.floating, np.integer)) or not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam: the regularization strength must be a finite number >= 0, got {lam!r}")
-    lam = float(lam)
+    # every bad lam is a ValueError (a string or None too), as make_penalty always raised
+    lam = float(check("lam", lam, Interval("real", 0), error=ValueError))
     if penalty is None or penalty == "none":
         return NoPenalty()
     if penalty == "l2":
@@ -188,8 +189,7 @@ def make_penalty(penalty: str | Penalty | None, lam: float = 0.0, l1_ratio: floa
     if penalty == "l1":
         return L1(lam)
     if penalty == "elasticnet":
-        if not 0.0 <= l1_ratio <= 1.0:
-            raise ValueError(f"l1_ratio: must be in [0, 1], got {l1_ratio!r}")
+        check("l1_ratio", l1_ratio, Interval("real", 0, 1))
         return ElasticNet(lam, float(l1_ratio))
     raise ValueError(
         f"penalty: unknown penalty {penalty!r}; choose one of 'l2', 'l1', 'elasticnet', 'none'"

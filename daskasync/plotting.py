@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .problem import relative_suboptimality
 from .progress import RunInfo
 from .result import FitResult
 
@@ -209,8 +210,8 @@ class LivePlot:
 
 
 def _relative(f: np.ndarray, f_star: float) -> np.ndarray:
-    """``(f - f_star) / |f_star|``, floored at 1e-16 for log scales."""
-    return np.maximum((f - f_star) / max(abs(f_star), 1e-300), 1e-16)
+    """:func:`~daskasync.problem.relative_suboptimality`, floored at 1e-16 for log scales."""
+    return np.maximum(relative_suboptimality(f, f_star), 1e-16)
 
 
 def _in_notebook() -> bool:

@@ -1,6 +1,7 @@
 """The optimization problem every solver shares: ``mean_i loss(x_i . w + b, y_i) +
-penalty(w)`` over ``theta = [w, b]``, its smoothness constant, and the row statistics the
-automatic step rules read."""
+penalty(w)`` over ``theta = [w, b]``, its smoothness constant, the row statistics the
+automatic step rules read, and the relative suboptimality ``(f - f*) / |f*|`` that the
+plots and the benchmark report."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from .losses import Loss
 from .penalties import Penalty
 
-__all__ = ["Problem", "RowStats", "lipschitz_constant"]
+__all__ = ["Problem", "RowStats", "lipschitz_constant", "relative_suboptimality"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,19 @@ def lipschitz_constant(max_sq_row_norm: float, problem: Problem) -> float:
     """
     r2 = max_sq_row_norm + (1.0 if problem.fit_intercept else 0.0)
     return problem.loss.curvature * r2 + problem.penalty.smooth_strength
+
+
+def relative_suboptimality(f: Any, f_star: float) -> Any:
+    """``(f - f_star) / |f_star|``: a float for a scalar ``f``, an array for a sequence.
+
+    Examples
+    --------
+    >>> relative_suboptimality(1.5, 1.0)
+    0.5
+    >>> relative_suboptimality([2.0, 1.0], -2.0)
+    array([2. , 1.5])
+    """
+    scale = max(abs(float(f_star)), 1e-300)
+    if np.ndim(f) == 0:
+        return (float(f) - f_star) / scale
+    return (np.asarray(f, dtype=float) - f_star) / scale

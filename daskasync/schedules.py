@@ -9,9 +9,10 @@ ASYNC's ``gamma / sqrt(k / P + 1)`` for ASGD.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from .constraints import Interval, check
 
 __all__ = ["Schedule", "constant", "inv_sqrt", "make_schedule"]
 
@@ -72,8 +73,5 @@ def make_schedule(schedule: str | Schedule, gamma: float | None) -> Schedule:
             f"step_schedule: unknown schedule {schedule!r}; choose 'constant', 'invsqrt' "
             "or pass a callable t -> step"
         )
-    if gamma is None or isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
-        raise TypeError(f"step_size: must be a positive number, got {gamma!r}")
-    if not math.isfinite(gamma) or gamma <= 0:
-        raise ValueError(f"step_size: must be a positive finite number, got {gamma!r}")
+    check("step_size", gamma, Interval("real", 0, closed="neither"))
     return constant(float(gamma)) if schedule == "constant" else inv_sqrt(float(gamma))

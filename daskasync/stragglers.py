@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .constraints import Interval, check
+
 __all__ = ["Straggler", "NoStragglers", "Intensity", "Cloud", "DelayFunction", "make_straggler"]
 
 _STRAGGLER_STREAM = 0x5714
@@ -172,8 +174,7 @@ def make_straggler(
     if isinstance(stragglers, Straggler):
         return stragglers
     if stragglers == "intensity":
-        if not c >= 0:
-            raise ValueError(f"straggler_c: the delay intensity must be >= 0, got {c!r}")
+        check("straggler_c", c, Interval("real", 0))
         return Intensity(c=float(c), seed=seed)
     if stragglers == "cloud":
         return Cloud(n_partitions=n_partitions, seed=seed)

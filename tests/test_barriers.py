@@ -380,3 +380,14 @@ def test_make_barrier_ssp_tau_zero():
     # tau=0 is a valid staleness bound for the dropping barriers
     assert make_barrier("bounded", tau=0).max_staleness == 0
     assert make_barrier("async", tau=0).max_staleness == 0
+
+
+def test_barrier_arguments_are_checked_by_the_constraints_toolkit():
+    with pytest.raises(ValueError, match=r"^tau: must be an int >= 1, got 0$"):
+        SSP(tau=0)
+    with pytest.raises(TypeError, match=r"^beta: must be a number in \(0, 1\], got '0.5'$"):
+        Quorum(beta="0.5")
+    # a numpy int or float is accepted and stored as a plain one (describe() stays JSON)
+    b = make_barrier("quorum", beta=np.float32(0.5), tau=np.int64(3))
+    assert type(b.beta) is float and type(b.max_staleness) is int
+    assert type(BoundedStaleness(tau=np.int64(2)).describe()["tau"]) is int

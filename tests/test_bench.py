@@ -29,7 +29,7 @@ def test_solver_specs_are_parsed_with_typed_options():
 @pytest.mark.parametrize("spec, match", [
     ("adam", "unknown solver 'adam'"),
     ("asgd[tau]", "not key=value"),
-    ("asgd[speed=3]", "'speed' of"),
+    ("asgd[speed=3]", r"^solvers: an option of 'asgd\[speed=3\]': must be one of .*'speed'$"),
     ("asgd[[", "cannot parse"),
 ])
 def test_bad_solver_specs_name_the_problem(spec, match):
@@ -81,9 +81,16 @@ def test_bad_arguments_are_refused_before_any_work(client, tmp_path):
     svm = tmp_path / "tiny.svm"
     svm.write_text("1 1:0.5\n-1 2:1.0\n")
     for kw, match in [
-        ({"targets": [2.0]}, "targets"),
-        ({"time_budget": 0}, "time_budget"),
-        ({"repeats": 0}, "repeats"),
+        ({"targets": [2.0]}, r"^targets\[0\]: must be a number in \(0, 1\), got 2.0$"),
+        ({"time_budget": 0}, "^time_budget: must be a positive number, got 0$"),
+        ({"repeats": 0}, "^repeats: must be an int >= 1, got 0$"),
+        ({"partitions": 0}, "^partitions: must be an int >= 1, got 0$"),
+        ({"seeds": [0, -1]}, r"^seeds\[1\]: must be an int >= 0, got -1$"),
+        ({"lam": 0.0}, "^lam: must be a positive number or None, got 0.0$"),
+        ({"tune": True, "tune_seconds": -1.0}, "^tune_seconds: must be a positive number"),
+        ({"tune": True, "tune_grid": [1.0, 0.0]}, r"^tune_grid\[1\]: must be a positive number"),
+        ({"overhead_updates": -1}, "^overhead_updates: must be an int >= 0, got -1$"),
+        ({"straggler_c": -1.0, "stragglers": "intensity"}, "^straggler_c: must be a number"),
         ({"solvers": ["sgd", "sgd"]}, "listed twice"),
         ({"data": str(tmp_path / "missing.svm")}, "no such file"),
         ({"stragglers": "storm"}, "stragglers"),
@@ -94,6 +101,8 @@ def test_bad_arguments_are_refused_before_any_work(client, tmp_path):
             run_benchmark(client, output=None, **kw)
     with pytest.raises(TypeError, match="unexpected parameter"):
         run_benchmark(client, output=None, synthetic_params={"speed": 1.0})
+    with pytest.raises(TypeError, match="^partitions: must be an int >= 1, got 2.0$"):
+        run_benchmark(client, output=None, partitions=2.0)
     assert not client.has_what() or not any(client.has_what().values())
 
 

@@ -271,3 +271,12 @@ def test_a_version_in_use_outlives_the_window_for_recovery():
     assert fut.released and not b._retired  # dropped with its last user
     with pytest.raises(RuntimeError, match="left the history window"):
         b.client.sync(b._recover, 1)
+
+
+def test_window_and_transport_messages():
+    with pytest.raises(ValueError, match=r"^window: must be an int >= 1, got 0$"):
+        Broadcaster(None, window=0)
+    with pytest.raises(ValueError, match=r"^transport: must be one of 'auto', 'inline', "
+                                         r"'scatter', got None$"):
+        Broadcaster(None, transport=None)
+    assert type(Broadcaster(None, window=np.int64(3)).window) is int

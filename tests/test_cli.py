@@ -11,7 +11,7 @@ import pytest
 from conftest import BIN, ProcessCluster
 from distributed import Client
 
-from daskasync.cli import main
+from daskasync.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,56 @@ def test_console_script_is_installed():
     proc = subprocess.run([str(exe), "demo", "--help"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and "--scheduler" in proc.stdout
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["bench", "--partitions", "0"], "--partitions: must be an int >= 1, got 0"),
+    (["bench", "--partitions", "2.5"], "--partitions: must be an int >= 1, got '2.5'"),
+    (["demo", "--partitions", "-3"], "--partitions: must be an int >= 1, got -3"),
+    (["demo", "--batch-fraction", "0"], "--batch-fraction: must be a number in (0, 1], got 0.0"),
+    (["demo", "--batch-fraction", "1.5"],
+     "--batch-fraction: must be a number in (0, 1], got 1.5"),
+    (["bench", "--time-budget", "0"], "--time-budget: must be a positive number, got 0.0"),
+    (["bench", "--time-budget", "inf"], "--time-budget: must be a positive number, got inf"),
+    (["bench", "--straggler-c", "-1"], "--straggler-c: must be a number >= 0, got -1.0"),
+    (["demo", "--workers", "0"], "--workers: must be an int >= 1, got 0"),
+    (["bench", "--threads", "two"], "--threads: must be an int >= 1, got 'two'"),
+    (["demo", "--epochs", "0"], "--epochs: must be a positive number, got 0.0"),
+    (["demo", "--seed", "-1"], "--seed: must be an int >= 0, got -1"),
+    (["bench", "--targets", "0.1,1"], "--targets: must be a number in (0, 1), got 1.0"),
+    (["bench", "--seeds", "0,-2"], "--seeds: must be an int >= 0, got -2"),
+    (["bench", "--repeats", "0"], "--repeats: must be an int >= 1, got 0"),
+    (["bench", "--lam", "nan"], "--lam: must be a positive number, got nan"),
+    (["bench", "--stragglers", "storm"],
+     "--stragglers: must be one of 'none', 'intensity', 'cloud', got 'storm'"),
+    (["bench", "--straggler-form", "nowhere"],
+     "--straggler-form: must be one of 'partition', 'worker', got 'nowhere'"),
+    (["demo", "--solvers", "sgd", "lbfgs"], "--solvers: must be one of 'sgd', 'asgd', got 'lbfgs'"),
+])
+def test_bad_option_values_are_refused_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"daskasync {argv[0]}: error: argument {argv[1]}: {message}" in err
+
+
+def test_good_option_values_are_parsed_and_typed():
+    args = build_parser().parse_args(
+        ["bench", "--partitions", "4", "--targets", "0.1, 0.01", "--seeds", "1,2",
+         "--time-budget", "2.5", "--straggler-c", "0", "--lam", "1e-3", "--tune-grid", "1,4"])
+    assert (args.partitions, args.targets, args.seeds) == (4, [0.1, 0.01], [1, 2])
+    assert (args.time_budget, args.straggler_c, args.lam, args.tune_grid) == (2.5, 0.0, 1e-3,
+                                                                             [1.0, 4.0])
+    assert build_parser().parse_args(["demo"]).batch_fraction == 0.1  # defaults untouched
+
+
+def test_bench_help_lists_the_registered_solvers_and_peers(capsys):
+    from daskasync.bench.peers import PEERS
+    from daskasync.solvers.registry import SOLVERS
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in [*SOLVERS, *PEERS]:
+        assert name in out.replace("- ", "-")  # argparse may wrap after a hyphen

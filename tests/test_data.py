@@ -557,25 +557,25 @@ VALIDATION_CASES: list[Any] = [
         "n_partitions str",
         lambda c: PartitionedData.from_arrays(_X, _Y, n_partitions="2", client=c),
         TypeError,
-        "n_partitions must be a positive int",
+        "n_partitions: must be an int >= 1 or None, got",
     ),
     (
         "n_partitions float",
         lambda c: PartitionedData.from_arrays(_X, _Y, n_partitions=2.0, client=c),
         TypeError,
-        "n_partitions must be a positive int",
+        "n_partitions: must be an int >= 1 or None, got",
     ),
     (
         "n_partitions bool",
         lambda c: PartitionedData.from_arrays(_X, _Y, n_partitions=True, client=c),
         TypeError,
-        "n_partitions must be a positive int",
+        "n_partitions: must be an int >= 1 or None, got",
     ),
     (
         "n_partitions zero",
         lambda c: PartitionedData.from_arrays(_X, _Y, n_partitions=0, client=c),
         ValueError,
-        "n_partitions must be a positive int",
+        "n_partitions: must be an int >= 1 or None, got",
     ),
     (
         "n_partitions > n",
@@ -635,13 +635,13 @@ VALIDATION_CASES: list[Any] = [
         "synthetic n",
         lambda c: PartitionedData.synthetic("epsilon", n=0, client=c),
         ValueError,
-        "n must be a positive int",
+        "n: must be an int >= 1, got 0",
     ),
     (
         "synthetic d",
         lambda c: PartitionedData.synthetic("rcv1", d=1.5, client=c),
         TypeError,
-        "d must be a positive int",
+        "d: must be an int >= 1, got 1.5",
     ),
     (
         "synthetic kw",
@@ -653,7 +653,7 @@ VALIDATION_CASES: list[Any] = [
         "synthetic density",
         lambda c: PartitionedData.synthetic("rcv1", density=2.0, client=c),
         ValueError,
-        "density: must be a number in",
+        "density: must be a number in (0, 1], got 2.0",
     ),
     (
         "libsvm missing",
@@ -726,6 +726,10 @@ def test_shuffle_arguments_are_checked(client):
         PartitionedData.from_arrays(X, y, client=client, shuffle="yes")
     with pytest.raises(TypeError, match="random_state"):
         PartitionedData.from_arrays(X, y, client=client, random_state=0.5)
+    with pytest.raises(TypeError, match=r"^recoverable: must be a bool, got 1$"):
+        PartitionedData.from_arrays(X, y, client=client, recoverable=1)
+    with pytest.raises(TypeError, match=r"^client: must be a distributed.Client, got 'x'$"):
+        PartitionedData.from_arrays(X, y, client="x")
     with pytest.raises(ValueError, match="shuffle=True is not supported for dask"):
         PartitionedData.from_arrays(da.ones((10, 2), chunks=5), y, client=client,
                                     shuffle=True)

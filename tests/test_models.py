@@ -252,6 +252,13 @@ def test_make_penalty_bad_l1_ratio(ratio):
         make_penalty("elasticnet", 1.0, ratio)
 
 
+def test_penalty_messages_come_from_the_constraints_toolkit():
+    with pytest.raises(ValueError, match=r"^lam: must be a number >= 0, got '0.1'$"):
+        make_penalty("l2", "0.1")
+    with pytest.raises(ValueError, match=r"^l1_ratio: must be a number in \[0, 1\], got 1.01$"):
+        make_penalty("elasticnet", 1.0, 1.01)
+
+
 # ============================================================================================
 # schedules
 # ============================================================================================
@@ -296,6 +303,11 @@ def test_make_schedule_bad_step_value(name, gamma):
 def test_make_schedule_bad_step_type(gamma):
     with pytest.raises(TypeError, match="step_size"):
         make_schedule("constant", gamma)
+
+
+def test_schedule_message_comes_from_the_constraints_toolkit():
+    with pytest.raises(ValueError, match=r"^step_size: must be a positive number, got 0$"):
+        make_schedule("invsqrt", 0)
 
 
 @pytest.mark.parametrize("name", ["linear", "inv_sqrt", "", None])
@@ -422,6 +434,13 @@ def test_make_straggler_unknown(name):
 def test_make_straggler_bad_intensity(c):
     with pytest.raises(ValueError, match="straggler_c"):
         make_straggler("intensity", n_partitions=4, c=c)
+
+
+def test_straggler_message_comes_from_the_constraints_toolkit():
+    with pytest.raises(ValueError, match=r"^straggler_c: must be a number >= 0, got -1.0$"):
+        make_straggler("intensity", n_partitions=4, c=-1.0)
+    with pytest.raises(TypeError, match=r"^straggler_c: must be a number >= 0, got '1'$"):
+        make_straggler("intensity", n_partitions=4, c="1")
 
 
 # ============================================================================================

@@ -83,5 +83,5 @@ def test_the_dashboard_sees_one_span_per_run_and_readable_task_names(client, dat
     # keys read "<solver>-<kind>-p<partition>-<run>-<n>"; the task stream groups them by
     # "<solver>-<kind>" and shows the whole key on hover
     eng = da.Engine(data, name="asaga")
-    key = eng._key("grad", 3)
+    key = eng.launcher.key("grad", 3)
     assert key.startswith("asaga-grad-p3-") and key_split(key) == "asaga-grad"

@@ -167,8 +167,12 @@ def test_explicit_indices_and_plugin_only_on_chosen_workers(client):
 def test_validation_registers_nothing(client):
     w0, _ = sorted(client.nthreads())
     before = _executors(client)
-    with pytest.raises(TypeError, match="model"):
+    with pytest.raises(TypeError, match="^model: must be a daskasync.stragglers.Straggler, got"):
         slow_workers(client, lambda p, k, t: 0.0, name=NAME)
+    with pytest.raises(ValueError, match="^name: must be a non-empty string, got ''$"):
+        slow_workers(client, Intensity(), name="")
+    with pytest.raises(TypeError, match="^name: must be a non-empty string, got 3$"):
+        slow_workers(client, Intensity(), name=3)
     with pytest.raises(ValueError, match="unknown worker"):
         slow_workers(client, Intensity(), workers=[w0, "tcp://10.0.0.1:1"], name=NAME)
     with pytest.raises(ValueError, match="workers"):
@@ -177,8 +181,10 @@ def test_validation_registers_nothing(client):
         slow_workers(client, Intensity(), workers=w0, name=NAME)
     with pytest.raises(ValueError, match="indices"):
         slow_workers(client, Intensity(), indices={"tcp://10.0.0.1:1": 0}, name=NAME)
-    with pytest.raises(ValueError, match="indices"):
+    with pytest.raises(ValueError, match=r"^indices\['.*'\]: must be an int >= 0, got -1$"):
         slow_workers(client, Intensity(), workers=[w0], indices={w0: -1}, name=NAME)
+    with pytest.raises(TypeError, match=r"^indices\['.*'\]: must be an int >= 0, got 0.0$"):
+        slow_workers(client, Intensity(), workers=[w0], indices={w0: 0.0}, name=NAME)
     assert not _plugin_registered(client)
     assert _executors(client) == before
     with slow_workers(client, Intensity(), name=NAME):

@@ -1,31 +1,17 @@
-"""What the benchmark measures on a trace: relative suboptimality, time to a target, and
+"""What the benchmark measures on a trace: relative suboptimality
+(:func:`daskasync.problem.relative_suboptimality`, re-exported here), time to a target, and
 medians over runs that may never have got there."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from ..problem import relative_suboptimality
+
 __all__ = ["relative_suboptimality", "time_to_target"]
-
-
-def relative_suboptimality(f: Any, f_star: float) -> Any:
-    """``(f - f_star) / |f_star|``: a float for a scalar ``f``, an array for a sequence.
-
-    Examples
-    --------
-    >>> relative_suboptimality(1.5, 1.0)
-    0.5
-    >>> relative_suboptimality([2.0, 1.0], -2.0)
-    array([2. , 1.5])
-    """
-    scale = max(abs(float(f_star)), 1e-300)
-    if np.ndim(f) == 0:
-        return (float(f) - f_star) / scale
-    return (np.asarray(f, dtype=float) - f_star) / scale
 
 
 def time_to_target(trace: Sequence[Sequence[float]], target: float) -> float | None:

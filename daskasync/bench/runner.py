@@ -33,16 +33,24 @@ from typing import Any
 
 import numpy as np
 
+from ..constraints import Interval, check_all, iter_checked
 from ..data import PartitionedData
 from .metrics import _median_or_none, time_to_target
 from .overhead import measure_overhead
 from .problem import compute_f_star, load_benchmark_data
 from .report import format_time, results_document, write_outputs
 from .runs import calibrate_task_time, run_daskasync, run_peer_solver, tune_step
-from .specs import SYNC_ASYNC_PAIRS, BenchSettings, BenchSolver, parse_solver, straggler_model
+from .specs import (
+    STRAGGLER_CONSTRAINTS,
+    SYNC_ASYNC_PAIRS,
+    BenchSettings,
+    BenchSolver,
+    parse_solver,
+    straggler_model,
+)
 from .worker_stragglers import slow_workers
 
-__all__ = ["TUNE_GRID", "run_benchmark"]
+__all__ = ["CONSTRAINTS", "SEED", "TARGET", "TUNE_GRID", "TUNE_MULTIPLE", "run_benchmark"]
 
 #: multiples of each solver's default step that ``tune=True`` tries
 TUNE_GRID = (0.25, 1.0, 4.0, 16.0, 64.0, 256.0)
@@ -51,23 +59,30 @@ TUNE_GRID = (0.25, 1.0, 4.0, 16.0, 64.0, 256.0)
 # --------------------------------------------------------------------------- #
 # arguments
 # --------------------------------------------------------------------------- #
+_POSITIVE = Interval("real", 0, closed="neither")
+#: each of ``targets`` (a relative suboptimality), of ``seeds`` and of ``tune_grid``
+TARGET = Interval("real", 0, 1, closed="neither")
+SEED = Interval("int", 0)
+TUNE_MULTIPLE = _POSITIVE
+#: what :func:`run_benchmark`'s plain arguments may be (the command line's options use the
+#: same); the solvers are parsed by :func:`~daskasync.bench.specs.parse_solver`, the
+#: synthetic family's parameters checked by ``PartitionedData.synthetic``
+CONSTRAINTS: dict[str, list] = {
+    "partitions": [Interval("int", 1)],
+    "time_budget": [_POSITIVE],
+    "repeats": [Interval("int", 1)],
+    "lam": [_POSITIVE, None],
+    "tune_seconds": [_POSITIVE],
+    "overhead_updates": [Interval("int", 0)],
+    **STRAGGLER_CONSTRAINTS,
+}
+
+
 def _check_targets(targets: Iterable[float]) -> list[float]:
-    out = []
-    for t in targets:
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
-            raise ValueError(f"targets: each target must be in (0, 1), got {t!r}")
-        out.append(float(t))
+    out = [float(t) for t in iter_checked("targets", targets, TARGET)]
     if not out:
         raise ValueError("targets: give at least one target")
     return sorted(out, reverse=True)
-
-
-def _check_positive(value: Any, name: str, kind: type = float) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name}: must be > 0, got {value!r}")
-    if kind is int and int(value) != value:
-        raise ValueError(f"{name}: must be an integer, got {value!r}")
-    return kind(value)
 
 
 def _check_arguments(
@@ -86,16 +101,18 @@ def _check_arguments(
     if len(set(labels)) != len(labels):
         raise ValueError(f"solvers: listed twice: {sorted({x for x in labels if labels.count(x) > 1})}")
     targets = _check_targets(targets)
-    time_budget = _check_positive(time_budget, "time_budget")
-    repeats = _check_positive(repeats, "repeats", int)
-    partitions = _check_positive(partitions, "partitions", int)
-    seeds = [int(s) for s in seeds]
+    check_all({"partitions": partitions, "time_budget": time_budget, "repeats": repeats,
+               "lam": lam, **({"tune_seconds": tune_seconds} if tune else {})}, CONSTRAINTS)
+    seeds = [int(s) for s in iter_checked("seeds", seeds, SEED)]
     if not seeds:
         raise ValueError("seeds: give at least one seed")
-    if lam is not None:
-        lam = _check_positive(lam, "lam")
+    time_budget, repeats, partitions = float(time_budget), int(repeats), int(partitions)
+    lam = None if lam is None else float(lam)
     if tune:
-        tune_seconds = _check_positive(tune_seconds, "tune_seconds")
+        tune_seconds = float(tune_seconds)
+        tune_grid = [float(m) for m in iter_checked("tune_grid", tune_grid, TUNE_MULTIPLE)]
+        if not tune_grid:
+            raise ValueError("tune_grid: give at least one multiple")
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     n_units = partitions if straggler_form == "partition" else len(workers)
     model = straggler_model(stragglers, form=straggler_form, n_units=n_units, c=straggler_c)
@@ -343,6 +360,7 @@ def run_benchmark(
     """
     from ..engine.driver import Engine  # noqa: F401 - fail early if the package is broken
 
+    check_all({"overhead_updates": overhead_updates}, CONSTRAINTS)
     s, workers = _check_arguments(
         client, solvers=solvers, data=data, synthetic=synthetic, n=n, d=d,
         synthetic_params=synthetic_params, partitions=partitions, stragglers=stragglers,

@@ -11,9 +11,9 @@ from typing import Any
 
 from ..api import minimize
 from ..data import PartitionedData
+from ..problem import relative_suboptimality
 from ..solvers import SOLVERS
 from ..stragglers import Straggler
-from .metrics import relative_suboptimality
 from .peers import run_peer
 from .specs import BenchSolver
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..constraints import Instance, Interval, Options, check, check_all
 from ..solvers import SOLVERS
 from ..stragglers import Cloud, Intensity, NoStragglers, Straggler
 from .peers import PEERS
@@ -24,6 +25,7 @@ __all__ = [
     "BenchSettings",
     "BenchSolver",
     "SOLVER_OPTIONS",
+    "STRAGGLER_CONSTRAINTS",
     "SYNC_ASYNC_PAIRS",
     "parse_solver",
     "straggler_model",
@@ -36,6 +38,12 @@ SOLVER_OPTIONS = (
 )
 STRAGGLER_MODELS = ("none", "intensity", "cloud")
 STRAGGLER_FORMS = ("partition", "worker")
+#: what :func:`straggler_model`'s arguments may be, by the names of ``run_benchmark``
+STRAGGLER_CONSTRAINTS: dict[str, list] = {
+    "stragglers": [Options(*STRAGGLER_MODELS)],
+    "straggler_form": [Options(*STRAGGLER_FORMS)],
+    "straggler_c": [Interval("real", 0)],
+}
 
 #: ``(synchronous, asynchronous)`` solver names whose times to target the benchmark
 #: compares: every asynchronous solver of the registry with each synchronous one of its
@@ -122,8 +130,7 @@ def parse_solver(spec: str) -> BenchSolver:
     >>> parse_solver("dask-glm-lbfgs").kind
     'peer'
     """
-    if not isinstance(spec, str):
-        raise TypeError(f"solvers: each solver must be a string, got {spec!r}")
+    check("solvers", spec, Instance(str, "a string (name or name[key=value,...])"))
     m = _SPEC.match(spec)
     if not m:
         raise ValueError(f"solvers: cannot parse {spec!r}; use name or name[key=value,...]")
@@ -143,10 +150,8 @@ def parse_solver(spec: str) -> BenchSolver:
             raise ValueError(f"solvers: option {item!r} of {spec!r} is not key=value")
         key, val = item.split("=", 1)
         key = key.strip()
-        if kind == "daskasync" and key not in SOLVER_OPTIONS:
-            raise ValueError(
-                f"solvers: option {key!r} of {spec!r} is not one of {', '.join(SOLVER_OPTIONS)}"
-            )
+        if kind == "daskasync":
+            check(f"solvers: an option of {spec!r}", key, Options(*SOLVER_OPTIONS))
         options[key] = _value(val)
     return BenchSolver(spec.strip(), name, kind, options)
 
@@ -165,12 +170,8 @@ def straggler_model(
     >>> straggler_model("intensity", form="worker", n_units=2, c=0.5).delay(0, 1, 2.0)
     1.0
     """
-    if model not in STRAGGLER_MODELS:
-        raise ValueError(f"stragglers: must be one of {STRAGGLER_MODELS}, got {model!r}")
-    if form not in STRAGGLER_FORMS:
-        raise ValueError(f"straggler_form: must be one of {STRAGGLER_FORMS}, got {form!r}")
-    if not (isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0):
-        raise ValueError(f"straggler_c: must be a number >= 0, got {c!r}")
+    check_all({"stragglers": model, "straggler_form": form, "straggler_c": c},
+              STRAGGLER_CONSTRAINTS)
     if model == "none":
         return NoStragglers(seed=seed)
     if model == "intensity":

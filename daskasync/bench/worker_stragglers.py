@@ -68,6 +68,7 @@ from typing import Any
 
 from distributed import Client, WorkerPlugin
 
+from ..constraints import Instance, Interval, check
 from ..stragglers import Straggler
 
 __all__ = [
@@ -451,10 +452,11 @@ def slow_workers(
     Raises
     ------
     TypeError
-        ``model`` is not a :class:`~daskasync.stragglers.Straggler`.
+        ``model`` is not a :class:`~daskasync.stragglers.Straggler`, ``name`` not a string,
+        or an index not an int.
     ValueError
-        Unknown or no worker, a bad index, or ``name`` already registered; nothing is
-        registered then.
+        Unknown or no worker, a negative index, an empty ``name`` or one already
+        registered; nothing is registered then.
 
     Examples
     --------
@@ -471,12 +473,10 @@ def slow_workers(
     >>> s["planned_s"] == s["task_s"] and s["delay_s"] >= 0.02
     True
     """
-    if not isinstance(model, Straggler):
-        raise TypeError(
-            f"model: expected a daskasync.stragglers.Straggler, got {type(model).__name__}"
-        )
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+    check("model", model, Instance(Straggler, "a daskasync.stragglers.Straggler"))
+    check("name", name, Instance(str, "a non-empty string"))
+    if not name:
+        raise ValueError(f"name: must be a non-empty string, got {name!r}")
     if getattr(client, "asynchronous", False):
         raise ValueError("client: slow_workers needs a synchronous Client")
     if isinstance(workers, str):
@@ -493,11 +493,8 @@ def slow_workers(
     missing = [w for w in targets if w not in all_indices]
     if missing:
         raise ValueError(f"indices: no index for worker(s) {missing}")
-    chosen = {w: all_indices[w] for w in targets}
-    bad = {w: i for w, i in chosen.items()
-           if not isinstance(i, int) or isinstance(i, bool) or i < 0}
-    if bad:
-        raise ValueError(f"indices: worker indices must be ints >= 0, got {bad}")
+    chosen = {w: int(check(f"indices[{w!r}]", all_indices[w], Interval("int", 0)))
+              for w in targets}
     if client.run_on_scheduler(_plugin_registered, name):
         raise ValueError(f"name: a worker plugin {name!r} is already registered")
 

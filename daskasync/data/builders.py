@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import sparse
 from distributed import Client, Future
 
-from ..constraints import Interval, check
+from ..constraints import BOOLEAN, Interval, check, check_all
 from ..datasets import check_synthetic_params, load_libsvm
 from .blocks import (
     Block,
@@ -133,14 +133,18 @@ def from_arrays(
     )
 
 
+#: what ``from_arrays``' options may be (``random_state`` seeds the shuffle)
+_OPTION_CONSTRAINTS: dict[str, list] = {
+    "shuffle": [BOOLEAN, None],
+    "random_state": [Interval("int")],
+    "recoverable": [BOOLEAN],
+}
+
+
 def _check_options(shuffle: Any, random_state: Any, recoverable: Any) -> None:
-    """Types of ``from_arrays``' ``shuffle``, ``random_state`` and ``recoverable``."""
-    if shuffle is not None and not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be a bool or None, got {shuffle!r}")
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-        raise TypeError(f"random_state must be an int, got {random_state!r}")
-    if not isinstance(recoverable, (bool, np.bool_)):
-        raise TypeError(f"recoverable must be a bool, got {recoverable!r}")
+    """``from_arrays``' ``shuffle``, ``random_state`` and ``recoverable``."""
+    check_all({"shuffle": shuffle, "random_state": random_state, "recoverable": recoverable},
+              _OPTION_CONSTRAINTS)
 
 
 def _from_local(

@@ -7,7 +7,6 @@ Everything here runs on the driver before anything is sent to the cluster
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import dask
@@ -16,6 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 import sparse
 from distributed import Client, get_client
+
+from ..constraints import Instance, Interval, check
+
+#: ``n_partitions``, and the sizes ``n``, ``d`` of synthetic data
+POSITIVE_INT = Interval("int", 1)
 
 _FINITE_CHECK_ROWS = 65_536  # rows per step of the driver-side finite check (bounds temporaries)
 
@@ -26,22 +30,14 @@ def resolve_client(client: Client | None) -> Client:
             return get_client()
         except ValueError:
             raise ValueError("no distributed Client: pass client= or create one") from None
-    if not isinstance(client, Client):
-        raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
-    return client
+    return check("client", client, Instance(Client, "a distributed.Client"))
 
 
 def check_n_partitions(n_partitions: Any, n: int | None = None) -> int | None:
     """Validate ``n_partitions`` (None allowed); ``n`` is the number of rows if known."""
-    if n_partitions is None:
+    if check("n_partitions", n_partitions, POSITIVE_INT, None) is None:
         return None
-    if isinstance(n_partitions, bool) or not isinstance(n_partitions, numbers.Integral):
-        raise TypeError(
-            f"n_partitions must be a positive int or None, got {type(n_partitions).__name__}"
-        )
     value = int(n_partitions)
-    if value < 1:
-        raise ValueError(f"n_partitions must be a positive int, got {value}")
     if n is not None and value > n:
         raise ValueError(
             f"n_partitions={value} is larger than the number of rows of X (n_samples={n}); "
@@ -51,11 +47,7 @@ def check_n_partitions(n_partitions: Any, n: int | None = None) -> int | None:
 
 
 def check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be a positive int, got {int(value)}")
-    return int(value)
+    return int(check(name, value, POSITIVE_INT))
 
 
 def check_dtype(dtype: Any, name: str) -> None:

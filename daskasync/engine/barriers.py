@@ -11,8 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
+from ..constraints import BOOLEAN, CALLABLE, Constraint, Interval, check
 from .coordinator import Coordinator, PartitionState
 
 __all__ = [
@@ -33,14 +32,16 @@ class BarrierError(RuntimeError):
     """A barrier predicate failed, or selected no work while none is running."""
 
 
-def _check_tau(tau: int | None, name: str = "tau", minimum: int = 0) -> int | None:
-    if tau is None:
-        return None
-    if isinstance(tau, bool) or not isinstance(tau, int):
-        raise TypeError(f"{name}: must be an int, got {tau!r}")
-    if tau < minimum:
-        raise ValueError(f"{name}: must be >= {minimum}, got {tau}")
-    return tau
+#: a staleness bound (``None``: none); SSP's spread bound is at least 1
+_STALENESS = Interval("int", 0)
+_SPREAD = Interval("int", 1)
+
+
+def _set_checked(barrier: Barrier, field: str, *allowed: Constraint | None) -> None:
+    """Check ``tau``-like ``field`` of a frozen barrier and store it as a plain int, so
+    :meth:`Barrier.describe` stays JSON (a numpy int is accepted)."""
+    value = check("tau", getattr(barrier, field), *allowed)
+    object.__setattr__(barrier, field, None if value is None else int(value))
 
 
 class Barrier:
@@ -72,7 +73,7 @@ class Async(Barrier):
     max_staleness: int | None = None
 
     def __post_init__(self) -> None:
-        _check_tau(self.max_staleness, "tau")
+        _set_checked(self, "max_staleness", _STALENESS, None)
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,9 @@ class Quorum(Barrier):
     max_staleness: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)):
-            raise TypeError(f"beta: must be a number in (0, 1], got {self.beta!r}")
-        if not 0.0 < self.beta <= 1.0:
-            raise ValueError(f"beta: must be in (0, 1], got {self.beta!r}")
-        _check_tau(self.max_staleness, "tau")
+        check("beta", self.beta, Interval("real", 0, 1, closed="right"))
+        object.__setattr__(self, "beta", float(self.beta))  # JSON in describe()
+        _set_checked(self, "max_staleness", _STALENESS, None)
 
     def quorum(self, n_partitions: int) -> int:
         """``floor(beta * P)`` (at least 1), exact for decimal ``beta``."""
@@ -142,7 +141,7 @@ class BoundedStaleness(Barrier):
     tau: int = 8
 
     def __post_init__(self) -> None:
-        _check_tau(self.tau, "tau")
+        _set_checked(self, "tau", _STALENESS)
 
     @property
     def max_staleness(self) -> int:  # type: ignore[override]
@@ -170,7 +169,7 @@ class SSP(Barrier):
     tau: int = 4
 
     def __post_init__(self) -> None:
-        _check_tau(self.tau, "tau", minimum=1)
+        _set_checked(self, "tau", _SPREAD)
 
     def select(self, co: Coordinator) -> list[int]:
         states = co.states
@@ -203,16 +202,15 @@ class Predicate(Barrier):
     max_staleness: int | None = None
 
     def __post_init__(self) -> None:
-        if not callable(self.fn):
-            raise TypeError(f"barrier: a predicate must be callable, got {self.fn!r}")
-        _check_tau(self.max_staleness, "tau")
+        check("barrier", self.fn, CALLABLE)
+        _set_checked(self, "max_staleness", _STALENESS, None)
 
     def select(self, co: Coordinator) -> list[int]:
         try:
             out = self.fn(co.states, co.clock)
         except Exception as exc:
             raise BarrierError(f"barrier predicate {self.fn!r} raised {exc!r}") from exc
-        if isinstance(out, (bool, np.bool_)):
+        if BOOLEAN.fits_type(out):
             return co.available() if out else []
         if out is None:
             return []

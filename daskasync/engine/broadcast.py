@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._comm import scatter_retrying
+from ..constraints import Interval, Options, check
 
 __all__ = ["Broadcaster", "TRANSPORTS"]
 
@@ -65,14 +66,11 @@ class Broadcaster:
         inline_max_bytes: int = 1 << 20,
         name: str = "daskasync",
     ) -> None:
-        if isinstance(window, bool) or not isinstance(window, int):
-            raise TypeError(f"window: must be an int >= 1, got {window!r}")
-        if window < 1:
-            raise ValueError(f"window: must be >= 1, got {window}")
-        if transport not in TRANSPORTS:
-            raise ValueError(f"transport: must be one of {TRANSPORTS}, got {transport!r}")
+        check("window", window, Interval("int", 1))
+        # any bad transport is a ValueError (None too), as Broadcaster always raised
+        check("transport", transport, Options(*TRANSPORTS), error=ValueError)
         self.client = client
-        self.window = window
+        self.window = int(window)
         self.transport = transport
         self.inline_max_bytes = int(inline_max_bytes)
         self.name = name

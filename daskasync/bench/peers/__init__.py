@@ -104,14 +104,13 @@ runner per package); this one holds the registry :data:`PEERS` and :func:`run_pe
 from __future__ import annotations
 
 import importlib.util
-import math
-import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from distributed import Client
 
+from ...constraints import Instance, Interval, Options, check, check_all
 from ...data import PartitionedData
 from .common import LOSSES, Peer, PeerRun, RunContext, evaluate_objective
 from .dask_glm import dask_glm_runner
@@ -153,11 +152,17 @@ PEERS: dict[str, Peer] = {
 """Registered peers by name."""
 
 
-def _positive_float(value: Any, name: str) -> float:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(float(value)) or float(value) <= 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+_POSITIVE = Interval("real", 0, closed="neither")
+#: what :func:`run_peer`'s plain arguments may be
+_CONSTRAINTS: dict[str, list] = {
+    "lam": [_POSITIVE],
+    "time_budget": [_POSITIVE],
+    "loss": [Options(*LOSSES)],
+    "target": [_POSITIVE, None],
+    "f_star": [Interval("real"), None],
+    "max_iter": [Interval("int", 1), None],
+    "seed": [Interval("int", 0)],
+}
 
 
 def run_peer(
@@ -213,6 +218,8 @@ def run_peer(
 
     Raises
     ------
+    TypeError
+        An argument of the wrong type (``lam="0.1"``, ``data`` not a ``PartitionedData``).
     ValueError
         Unknown peer (the message lists them), non-positive ``lam``/``time_budget``/
         ``target``/``max_iter``, an unsupported loss or intercept, labels not in
@@ -224,39 +231,27 @@ def run_peer(
     if name not in PEERS:
         raise ValueError(f"name: unknown peer {name!r}; choose one of {sorted(PEERS)}")
     peer = PEERS[name]
-    lam = _positive_float(lam, "lam")
-    time_budget = _positive_float(time_budget, "time_budget")
-    if loss not in LOSSES:
-        raise ValueError(f"loss: must be one of {list(LOSSES)}, got {loss!r}")
+    check_all({"lam": lam, "time_budget": time_budget, "loss": loss, "target": target,
+               "f_star": f_star, "max_iter": max_iter, "seed": seed}, _CONSTRAINTS)
+    lam, time_budget = float(lam), float(time_budget)
     if loss not in peer.losses:
         raise ValueError(f"loss: {name} supports {list(peer.losses)} only, got {loss!r}")
-    if not isinstance(data, PartitionedData):
-        raise TypeError(f"data must be a PartitionedData, got {type(data).__name__}")
+    check("data", data, Instance(PartitionedData, "a daskasync.PartitionedData"))
     if not data.parts:
         raise ValueError("data has been released")
     if fit_intercept and not peer.fit_intercept:
         raise ValueError(f"fit_intercept: {name} does not support an unpenalized intercept "
                          "(dask-glm penalizes it)")
     if target is not None:
-        target = _positive_float(target, "target")
+        target = float(target)
         if f_star is None:
             raise ValueError("target needs f_star")
-    if f_star is not None and (isinstance(f_star, bool) or not isinstance(f_star, numbers.Real)
-                               or not math.isfinite(float(f_star))):
-        raise ValueError(f"f_star must be a finite number, got {f_star!r}")
-    if max_iter is not None and (isinstance(max_iter, bool)
-                                 or not isinstance(max_iter, numbers.Integral)
-                                 or max_iter < 1):
-        raise ValueError(f"max_iter must be a positive int or None, got {max_iter!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     opts = dict(options or {})
     unknown = sorted(set(opts) - peer.options)
     if unknown:
         raise ValueError(f"options: {name} does not accept {unknown}; "
                          f"accepted: {sorted(peer.options)}")
-    if opts.get("l2", "rows") not in ("rows", "prox"):
-        raise ValueError(f"options: 'l2' must be 'rows' or 'prox', got {opts['l2']!r}")
+    check("options: 'l2'", opts.get("l2", "rows"), Options("rows", "prox"))
     if loss == "logistic":
         labels = data.label_values
         if labels is None or not np.isin(labels, (-1.0, 1.0)).all():

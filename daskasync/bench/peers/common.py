@@ -23,7 +23,7 @@ from distributed import Client, futures_of, wait
 
 from ...data import PartitionedData
 from ...losses import get_loss
-from ..metrics import relative_suboptimality
+from ...problem import relative_suboptimality
 
 __all__ = [
     "LOSSES",

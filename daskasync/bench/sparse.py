@@ -1,0 +1,140 @@
+"""Sparse, wide data: the cost of an epoch as the number of features ``d`` grows, against
+scikit-learn's saga on one core, in the same run.
+
+For each ``d``, rcv1-like rows with about ``--nnz`` nonzeros each (density ``nnz / d``) are
+generated on the workers; daskasync's SAGA and ASAGA make whole-partition passes
+(``batch_fraction=1``, the sequential form) and scikit-learn's
+``LogisticRegression(solver="saga")`` runs in this process on the same rows, same objective
+(``lam = 1 / n``, i.e. ``C = 1``, no intercept). An epoch's time is the slope between the
+end of the first epoch and the end of the last (the first epoch includes compilation and
+warm-up), for every solver.
+
+Run ``python -m daskasync.bench.sparse`` (a LocalCluster of ``--workers`` single-thread
+processes) or pass ``--scheduler``; ``--output`` saves the numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..api import minimize
+from ..constraints import Interval, argparse_type, parse_list
+from ..data import PartitionedData
+
+__all__ = ["epoch_costs", "sklearn_epoch"]
+
+
+def _daskasync_epoch(data: PartitionedData, solver: str, epochs: int) -> dict[str, Any]:
+    """Seconds per epoch of ``solver`` (slope over epochs 1..epochs+1)."""
+    P = data.n_partitions
+    res = minimize(data, solver=solver, batch_fraction=1.0, max_epochs=float(epochs + 1),
+                   record_every=1 if solver == "saga" else P, record_objective=False)
+    times = {round(r.epoch): r.time for r in res.history}
+    first, last = times[1], times[epochs + 1]
+    return {"epoch_s": (last - first) / epochs, "first_epoch_s": first,
+            "objective": float(res.objective)}
+
+
+def sklearn_epoch(X: Any, y: np.ndarray, epochs: int) -> dict[str, Any]:
+    """Seconds per epoch of scikit-learn's saga on one core (slope between a 1-epoch and
+    an ``epochs + 1``-epoch fit)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    def fit(k: int) -> float:
+        clf = LogisticRegression(solver="saga", C=1.0, fit_intercept=False, max_iter=k, tol=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            clf.fit(X, y)
+            return time.perf_counter() - t0
+
+    one = min(fit(1) for _ in range(2))
+    many = fit(epochs + 1)
+    return {"epoch_s": (many - one) / epochs, "first_epoch_s": one}
+
+
+def epoch_costs(
+    client: Any, *, ds: Sequence[int] = (20_000, 200_000, 1_000_000), n: int = 100_000,
+    nnz: int = 50, partitions: int = 4, epochs: int = 5, seed: int = 0,
+    solvers: Sequence[str] = ("saga", "asaga"),
+) -> list[dict[str, Any]]:
+    """One row per ``d``: seconds per epoch of each solver and of scikit-learn's saga."""
+    rows = []
+    for d in ds:
+        data = PartitionedData.synthetic("rcv1", n=n, d=int(d), n_partitions=partitions,
+                                         seed=seed, client=client, density=nnz / int(d))
+        try:
+            row: dict[str, Any] = {"d": int(d), "n": n, "nnz": int(data.nnz),
+                                   "nnz_per_row": data.nnz / n, "partitions": partitions}
+            for solver in solvers:
+                row[solver] = _daskasync_epoch(data, solver, epochs)
+            X, y = data.gather()
+        finally:
+            data.release()
+        row["sklearn_saga"] = sklearn_epoch(X, y, epochs)
+        sk = row["sklearn_saga"]["epoch_s"]
+        for solver in solvers:
+            row[solver]["ratio_to_sklearn"] = row[solver]["epoch_s"] / sk
+        rows.append(row)
+    for solver in solvers:  # flat in d: each d against the smallest
+        base = rows[0][solver]["epoch_s"]
+        for row in rows:
+            row[solver]["ratio_to_smallest_d"] = row[solver]["epoch_s"] / base
+    return rows
+
+
+def table(rows: Sequence[dict[str, Any]], solvers: Sequence[str] = ("saga", "asaga")) -> str:
+    """The rows as a markdown table (milliseconds per epoch)."""
+    head = ["d", "nnz/row", "sklearn saga (1 core)"] + [f"{s} (ratio)" for s in solvers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [f"{r['d']:,}", f"{r['nnz_per_row']:.1f}",
+                 f"{1e3 * r['sklearn_saga']['epoch_s']:.0f} ms"]
+        cells += [f"{1e3 * r[s]['epoch_s']:.0f} ms ({r[s]['ratio_to_sklearn']:.2f})"
+                  for s in solvers]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..clusters import cluster_client
+
+    positive_int = Interval("int", 1)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scheduler", help="address of an existing scheduler (default: LocalCluster)")
+    p.add_argument("--workers", type=argparse_type("--workers", int, positive_int), default=2,
+                   help="LocalCluster worker processes (default 2)")
+    p.add_argument("--threads", type=argparse_type("--threads", int, positive_int), default=1,
+                   help="threads per worker (default 1)")
+    p.add_argument("--ds", type=parse_list(lambda x: int(float(x))),
+                   default=[20_000, 200_000, 1_000_000], help="feature counts, comma separated")
+    p.add_argument("--n", type=argparse_type("--n", int, positive_int), default=100_000,
+                   help="rows (default 100000)")
+    p.add_argument("--nnz", type=argparse_type("--nnz", int, positive_int), default=50,
+                   help="nonzeros per row (default 50)")
+    p.add_argument("--partitions", type=argparse_type("--partitions", int, positive_int),
+                   default=4, help="row blocks (default 4)")
+    p.add_argument("--epochs", type=argparse_type("--epochs", int, positive_int), default=5,
+                   help="timed epochs after the first (default 5)")
+    p.add_argument("--output", help="save the rows as JSON here")
+    a = p.parse_args(argv)
+    with cluster_client(a.scheduler, a.workers, a.threads) as client:
+        rows = epoch_costs(client, ds=a.ds, n=a.n, nnz=a.nnz, partitions=a.partitions,
+                           epochs=a.epochs)
+    print(table(rows))
+    if a.output:
+        with open(a.output, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -182,7 +182,8 @@ class _LinearModel(BaseEstimator):
         if isinstance(X, sparse.SparseArray):
             X = X.tocsr() if hasattr(X, "tocsr") else sparse.COO(X).tocsr()
         return validate_data(
-            self, X, reset=reset, accept_sparse="csr", dtype=np.float64, ensure_min_samples=1
+            self, X, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
+            ensure_min_samples=1,
         )
 
     def _validate_Xy(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
@@ -197,7 +198,7 @@ class _LinearModel(BaseEstimator):
         if isinstance(X, sparse.SparseArray):
             X = X.tocsr() if hasattr(X, "tocsr") else sparse.COO(X).tocsr()
         X, y = validate_data(
-            self, X, y, reset=reset, accept_sparse="csr", dtype=np.float64,
+            self, X, y, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
             y_numeric=not isinstance(self, ClassifierMixin),
         )
         return X, y

@@ -163,9 +163,12 @@ def objectives_kernel(block, thetas: np.ndarray, *, loss: Loss, fit_intercept: b
 
 
 def _sq_row_norms(X: Any) -> np.ndarray:
+    """Squared row norms, accumulated in float64 (also for float32 blocks), O(nnz)."""
     if sp.issparse(X):
-        return np.asarray(X.multiply(X).sum(axis=1)).ravel()
-    return np.einsum("ij,ij->i", X, X)
+        data = np.asarray(X.data, dtype=np.float64)
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        return np.bincount(rows, weights=data * data, minlength=X.shape[0])
+    return np.einsum("ij,ij->i", X, X, dtype=np.float64)
 
 
 def row_norm_stats_kernel(block, _model: Any = None, **_: Any) -> tuple[float, float, int]:

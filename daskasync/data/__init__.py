@@ -8,8 +8,9 @@ the driver again.
 
 Blocks are canonical:
 
-* ``X_block`` is a C-contiguous float64 :class:`numpy.ndarray` (dense data) or a
-  float64 :class:`scipy.sparse.csr_matrix` with sorted, unique column indices
+* ``X_block`` is a C-contiguous :class:`numpy.ndarray` (dense data) or a
+  :class:`scipy.sparse.csr_matrix` with sorted, unique column indices, float32 when the
+  input is float32 and float64 otherwise
   (sparse data);
 * ``y_block`` is a float64 1-D :class:`numpy.ndarray`.
 

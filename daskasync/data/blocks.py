@@ -16,7 +16,7 @@ import sparse
 from distributed import Client
 
 from ..datasets import synthetic_rows
-from .checks import canonical_csr, dense_is_finite
+from .checks import canonical_csr, dense_is_finite, value_dtype
 
 Block = tuple[np.ndarray | sp.csr_matrix, np.ndarray]
 
@@ -75,7 +75,8 @@ def finalize_block(X: Any, y: Any, index: int) -> Block:
         Xb: np.ndarray | sp.csr_matrix = canonical_csr(X)
         finite = bool(np.isfinite(Xb.data).all())
     else:
-        Xb = np.ascontiguousarray(np.asarray(X), dtype=np.float64)
+        X = np.asarray(X)
+        Xb = np.ascontiguousarray(X, dtype=value_dtype(X.dtype))
         finite = dense_is_finite(Xb)
     if Xb.ndim != 2:
         raise ValueError(f"X partition {index} is not 2-D (shape {Xb.shape})")

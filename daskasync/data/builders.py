@@ -44,6 +44,7 @@ from .checks import (
     resolve_client,
     validate_local_X,
     validate_y_meta,
+    value_dtype,
 )
 
 #: the class being built (``PartitionedData`` or a subclass); its module imports this one,
@@ -217,7 +218,7 @@ def _block_source(
         if is_sparse:
             Xb: np.ndarray | sp.csr_matrix = canonical_csr(Xc[rows])
         else:
-            Xb = np.ascontiguousarray(Xc[rows], dtype=np.float64)
+            Xb = np.ascontiguousarray(Xc[rows], dtype=value_dtype(Xc.dtype))
         return Xb, np.ascontiguousarray(y_arr[rows], dtype=np.float64)
 
     return block
@@ -336,10 +337,11 @@ def from_libsvm(
     shuffle: bool,
     random_state: int,
     recoverable: bool,
+    dtype: Any = np.float64,
 ) -> Any:
     """Body of :meth:`PartitionedData.from_libsvm` (documented there)."""
     check_n_partitions(n_partitions)
-    X, y = load_libsvm(path, n_features=n_features)
+    X, y = load_libsvm(path, n_features=n_features, dtype=dtype)
     return cls.from_arrays(
         X,
         y,

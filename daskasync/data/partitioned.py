@@ -36,8 +36,9 @@ class PartitionedData:
     """Row blocks persisted on the workers, plus labels.
 
     Partition ``i`` holds global rows ``offsets[i]:offsets[i + 1]`` as a future
-    resolving to ``(X_block, y_block)``: a C-contiguous float64 ndarray or a
-    canonical float64 :class:`scipy.sparse.csr_matrix`, and a float64 1-D label
+    resolving to ``(X_block, y_block)``: a C-contiguous ndarray or a canonical
+    :class:`scipy.sparse.csr_matrix` (float32 input stays float32, anything else becomes
+    float64), and a float64 1-D label
     vector. Build instances with :meth:`from_arrays`, :meth:`from_libsvm` or
     :meth:`synthetic`; the constructors validate everything they can on the
     driver before anything is sent to the cluster, then wait until every block
@@ -396,7 +397,8 @@ class PartitionedData:
         ----------
         X : array-like, scipy.sparse matrix/array, sparse.COO/GCXS or dask.array.Array
             Design matrix of shape ``(n, d)`` with a numeric dtype. Sparse inputs
-            (any format) become CSR blocks; dense inputs C-contiguous float64
+            (any format) become CSR blocks; dense inputs C-contiguous arrays (float32
+            kept, other dtypes as float64)
             blocks. A dask array must have a single chunk along columns; its
             blocks may be numpy, ``sparse`` or scipy.sparse arrays.
         y : array-like, pandas.Series or dask.array.Array
@@ -576,6 +578,7 @@ class PartitionedData:
             shuffle=True if shuffle is None else shuffle,
             random_state=random_state,
             recoverable=recoverable,
+            dtype=np.dtype(dtype),
         )
 
     @classmethod

@@ -139,3 +139,31 @@ def test_a_block_lost_with_its_worker_is_read_again_from_its_file(process_cluste
         res = da.minimize(data, solver="lbfgs", max_epochs=5)
         assert np.isfinite(res.objective)
         data.release()
+
+
+def test_estimators_fit_data_on_the_cluster_and_files(client, tmp_path):
+    _, _, paths = _write(tmp_path, n_files=3, rows=80, d=10)
+    X, y = _held(paths)
+    y37 = np.where(y > 0, 7.0, 3.0)  # any class labels: encoded on the workers
+    arrays = da.LogisticRegression(solver="lbfgs", max_iter=30, tol=None, client=client)
+    arrays.fit(X, y)
+    on_files = da.LogisticRegression(solver="lbfgs", max_iter=30, tol=None, client=client)
+    on_files.fit(str(tmp_path / "part-*"))
+    np.testing.assert_allclose(on_files.coef_, arrays.coef_, rtol=1e-5, atol=1e-6)
+    assert on_files.classes_.tolist() == [-1.0, 1.0] and on_files.n_features_in_ == 10
+    data = da.PartitionedData.from_libsvm(str(tmp_path / "part-*"), client=client)
+    assert on_files.score(data) == pytest.approx(arrays.score(X, y))
+    np.testing.assert_allclose(on_files.decision_function(data), arrays.decision_function(X),
+                               rtol=1e-5, atol=1e-6)
+    named = da.PartitionedData.from_arrays(X, y37, n_partitions=3, client=client)
+    clf = da.LogisticRegression(solver="lbfgs", max_iter=30, tol=None, client=client)
+    assert clf.fit(named).classes_.tolist() == [3.0, 7.0]
+    np.testing.assert_allclose(clf.coef_, arrays.coef_, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="y: give y=None"):
+        clf.fit(data, y)
+    reg = da.LinearRegression(solver="lbfgs", max_iter=30, tol=None, client=client).fit(data)
+    assert reg.score(data) == pytest.approx(
+        da.LinearRegression(solver="lbfgs", max_iter=30, tol=None, client=client)
+        .fit(X, y).score(X, y), rel=1e-6)
+    data.release()
+    named.release()

@@ -62,6 +62,7 @@ def from_futures(
     is_sparse: bool,
     nnz: int | None,
     name: str,
+    row_order: np.ndarray | None = None,
 ) -> Any:
     """Wait for computed blocks, check their row counts, count nnz if needed."""
     stats_futures: list[Future] = []
@@ -93,6 +94,7 @@ def from_futures(
         nnz=nnz,
         name=name,
         label_values=labels,
+        row_order=row_order,
     )
 
 

@@ -9,16 +9,15 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from distributed import Client, Future
 
-from .._comm import scatter_retrying
 from ..constraints import Options, check
-from .blocks import Block, least_loaded_workers
+from .blocks import Block
 from .builders import from_arrays as build_from_arrays
 from .builders import from_libsvm as build_from_libsvm
 from .builders import synthetic as build_synthetic
 from .checks import check_n_partitions, resolve_client
+from .operations import BlockOperations
 from .shards import from_shards, is_shards
 
 __all__ = ["PartitionedData"]
@@ -32,7 +31,7 @@ def _is_dtype(value: Any) -> bool:
     return value is not None
 
 
-class PartitionedData:
+class PartitionedData(BlockOperations):
     """Row blocks persisted on the workers, plus labels.
 
     Partition ``i`` holds global rows ``offsets[i]:offsets[i + 1]`` as a future
@@ -209,140 +208,6 @@ class PartitionedData:
     def _check_alive(self) -> None:
         if self._released:
             raise RuntimeError(f"{self!r} has been released")
-
-    def locations(self) -> dict[int, tuple[str, ...]]:
-        """Worker addresses currently holding each partition.
-
-        Returns
-        -------
-        dict of int to tuple of str
-            Partition index -> sorted worker addresses (from
-            :meth:`distributed.Client.who_has`).
-
-        Examples
-        --------
-        >>> from distributed import Client, LocalCluster
-        >>> from daskasync.data import PartitionedData
-        >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
-        ...     with Client(cluster) as client:
-        ...         data = PartitionedData.synthetic(n=100, d=3, n_partitions=2, client=client)
-        ...         sorted(data.locations())
-        [0, 1]
-        """
-        self._check_alive()
-        who_has = self._client.who_has(self._parts)
-        return {i: tuple(sorted(who_has.get(f.key, ()))) for i, f in enumerate(self._parts)}
-
-    @property
-    def recoverable(self) -> bool:
-        """Whether lost scattered blocks can be re-created (a driver-side source is kept)."""
-        return self._source is not None
-
-    def lost(self) -> list[int]:
-        """Partitions whose block is gone from the cluster for good (its future was
-        cancelled, e.g. because the only worker holding a scattered block died).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from distributed import Client, LocalCluster
-        >>> from daskasync.data import PartitionedData
-        >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
-        ...     with Client(cluster) as client:
-        ...         data = PartitionedData.from_arrays(np.eye(4), np.ones(4), n_partitions=2)
-        ...         data.lost()
-        []
-        """
-        self._check_alive()
-        return [i for i, f in enumerate(self._parts) if f.status in ("cancelled", "lost")]
-
-    async def arecover(self) -> list[int]:
-        """The async core of :meth:`recover`: re-create lost scattered blocks from the
-        driver-side source on the live workers (least loaded first) and return the
-        partitions re-created.
-
-        Await it on the client's event loop (as :class:`daskasync.Engine` does when a
-        task is cancelled by a lost block); from synchronous code call :meth:`recover`.
-
-        Raises
-        ------
-        RuntimeError
-            A block is lost and there is no source to re-create it from, or no worker.
-        """
-        lost = self.lost()
-        if not lost:
-            return []
-        if self._source is None:
-            raise RuntimeError(
-                f"partitions {lost} of {self._name!r} were lost with their worker and "
-                "cannot be re-created: this PartitionedData keeps no driver-side source "
-                "(build it with recoverable=True, or from a dask array or synthetic "
-                "generator, which Dask recomputes)"
-            )
-        client = self._client
-        ncores = await client.scheduler.ncores_running()
-        if not ncores:
-            raise RuntimeError(f"partitions {lost} were lost and no worker is left to hold them")
-        live = {i: f.key for i, f in enumerate(self._parts) if i not in lost}
-        who_has = await client.scheduler.who_has(keys=list(live.values()))
-        targets = least_loaded_workers(len(lost), ncores, who_has)
-        for i, worker in zip(lost, targets, strict=True):
-            (self._parts[i],) = await scatter_retrying(client, [self._source(i)], workers=[worker])
-            self.n_recovered += 1
-        return lost
-
-
-    def recover(self) -> list[int]:
-        """Re-create lost scattered blocks from the driver-side source, on the live
-        workers (least loaded first); returns the partitions re-created.
-
-        Raises
-        ------
-        RuntimeError
-            A block is lost and there is no source to re-create it from, or no worker.
-        """
-        self._check_alive()
-        return self._client.sync(self.arecover)
-
-    def gather(self) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
-        """Bring the whole data set back to the driver.
-
-        Returns
-        -------
-        X : numpy.ndarray or scipy.sparse.csr_matrix
-            Row-stacked blocks (``np.vstack`` or ``scipy.sparse.vstack``).
-        y : numpy.ndarray
-            Concatenated labels.
-
-        Rows come back in the caller's original order, also when they were shuffled
-        across the partitions (see :attr:`row_order`).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from distributed import Client, LocalCluster
-        >>> from daskasync.data import PartitionedData
-        >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
-        ...     with Client(cluster) as client:
-        ...         data = PartitionedData.from_arrays(np.eye(4), np.arange(4), client=client)
-        ...         X, y = data.gather()
-        >>> X.shape, y.tolist()
-        ((4, 4), [0.0, 1.0, 2.0, 3.0])
-        """
-        self._check_alive()
-        blocks = self._client.gather(self._parts)
-        ys = np.concatenate([b[1] for b in blocks])
-        if self._is_sparse:
-            X: np.ndarray | sp.csr_matrix = sp.csr_matrix(
-                sp.vstack([b[0] for b in blocks], format="csr")
-            )
-        else:
-            X = np.vstack([b[0] for b in blocks])
-        if self._order is not None:
-            inverse = np.empty_like(self._order)
-            inverse[self._order] = np.arange(len(self._order))
-            X, ys = X[inverse], ys[inverse]
-        return X, ys
 
     def release(self) -> None:
         """Drop this object's references to the blocks (idempotent).

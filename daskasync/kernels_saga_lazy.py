@@ -105,6 +105,29 @@ def _lagged_l1(v0, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
     return sgn * v, sgn * removed
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _drift(v, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
+    """Coordinate ``v`` (``V`` space) after the missed steps ``t0 .. t1 - 1`` (``t0 < t1``).
+
+    Returns ``(v, removed)``: with L1 the soft-thresholded run of :func:`_lagged_l1`, without
+    it the drift ``v - m (cum[t1] - cum[t0])`` and ``removed = 0``. Every catch-up (the pass's,
+    the flushes' and the driver's expansion of the untouched coordinates) goes through here,
+    so they share one arithmetic."""
+    if lam1 > 0.0:
+        return _lagged_l1(v, m, t0, t1, cum, scale, step, lam1)
+    return v - m * (cum[t1] - cum[t0]), 0.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _catch_up(VT, MT, RT, j, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
+    """Apply :func:`_drift` to the ``K`` classes of coordinate ``j`` (``RT`` += removed)."""
+    for k in range(VT.shape[1]):
+        v, rem = _drift(VT[j, k], MT[j, k], t0, t1, cum, scale, step, lam1)
+        VT[j, k] = v
+        if lam1 > 0.0:
+            RT[j, k] += rem
+
+
 @numba.njit(cache=True, nogil=True)
 def _flush(VT, MT, RT, last, T, c, cum, scale, step, lam1):  # noqa: PLR0913
     """Bring every coordinate up to step ``T`` and fold the scale ``c`` into ``V``."""
@@ -112,15 +135,7 @@ def _flush(VT, MT, RT, last, T, c, cum, scale, step, lam1):  # noqa: PLR0913
     for j in range(d):
         t0 = last[j]
         if t0 < T:  # the missed steps t0 .. T - 1, as in the pass's catch-up
-            if lam1 > 0.0:
-                for k in range(K):
-                    v, rem = _lagged_l1(VT[j, k], MT[j, k], t0, T, cum, scale, step, lam1)
-                    VT[j, k] = v
-                    RT[j, k] += rem
-            else:
-                G = cum[T] - cum[t0]
-                for k in range(K):
-                    VT[j, k] -= MT[j, k] * G
+            _catch_up(VT, MT, RT, j, t0, T, cum, scale, step, lam1)
             last[j] = T
         for k in range(K):
             VT[j, k] *= c
@@ -191,15 +206,7 @@ def _saga_lazy(  # noqa: PLR0913 - a flat kernel
             j = indices[p]
             t0 = last[j]
             if t0 < t:  # the missed steps t0 .. t - 1 (as in _flush)
-                if lam1 > 0.0:
-                    for k in range(K):
-                        v, rem = _lagged_l1(VT[j, k], MT[j, k], t0, t, cum, scale, step, lam1)
-                        VT[j, k] = v
-                        RT[j, k] += rem
-                else:
-                    G = cum[t] - cum[t0]
-                    for k in range(K):
-                        VT[j, k] -= MT[j, k] * G
+                _catch_up(VT, MT, RT, j, t0, t, cum, scale, step, lam1)
                 last[j] = t
                 nops += K
             for k in range(K):

@@ -128,6 +128,18 @@ def _catch_up(VT, MT, RT, j, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
             RT[j, k] += rem
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _advance(c, a, step, cum, scale, t):  # noqa: PLR0913
+    """Step ``t``'s shrink ``c <- a c``; sets ``cum[t + 1] = cum[t] + g`` and
+    ``scale[t + 1] = c``. Returns ``(c, g)``, ``g = step / c``. The pass and the driver's
+    schedule (:func:`_segments`) both advance the scale through here."""
+    c *= a
+    g = step / c
+    cum[t + 1] = cum[t] + g
+    scale[t + 1] = c
+    return c, g
+
+
 @numba.njit(cache=True, nogil=True)
 def _flush(VT, MT, RT, last, T, c, cum, scale, step, lam1):  # noqa: PLR0913
     """Bring every coordinate up to step ``T`` and fold the scale ``c`` into ``V``."""
@@ -214,10 +226,7 @@ def _saga_lazy(  # noqa: PLR0913 - a flat kernel
         for k in range(K):
             z[k] = c * z[k] + (W[k, d] if fit_intercept else 0.0)
         _derivative(z, s, y[i], loss_code, K)
-        c *= a  # step t: shrink, drift with the old alpha_bar, correction, prox
-        g = step / c
-        cum[t + 1] = cum[t] + g
-        scale[t + 1] = c
+        c, g = _advance(c, a, step, cum, scale, t)  # step t: shrink, drift, correction, prox
         for k in range(K):
             new[r, k] = s[k]
             s[k] -= old[r, k]

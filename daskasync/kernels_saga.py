@@ -10,6 +10,9 @@ those rows:
   the task returns the model change, the change of ``alpha_bar`` (the same
   ``sum (new - old) x / n``) and the new scalars. Per-sample steps of ``1 / (3 L_max)`` make
   one task worth hundreds of mini-batch steps, which is what ill-conditioned problems need.
+  On sparse ``X`` it can instead return a result sized by the nonzeros of its sampled rows
+  (``sparse_result=True``), which the driver expands with
+  :func:`daskasync.kernels_saga_lazy.expand_saga_result`.
 """
 
 from __future__ import annotations

@@ -23,6 +23,14 @@ non-strongly convex composite objectives", applied to the update order of the ea
   step that lands on zero) is accumulated lazily, the model change added at the end.
 * When ``c`` underflows (``c < RESCALE``) every coordinate is flushed and ``c`` reset to 1; every
   coordinate is flushed once at the end of the task. The intercept is updated eagerly.
+
+Sparse result (:func:`saga_sequential_sparse`, :class:`LazySagaResult`,
+:func:`expand_saga_result`): a coordinate no sampled row touches keeps its ``alpha_bar``, so
+it only drifts (and soft-thresholds) along the step schedule, which depends on the number of
+steps, ``step`` and ``lam2`` alone, resets included. The task then runs the pass on the
+touched columns only and returns their values (``O(nnz)``); the driver replays the untouched
+coordinates' flushes from the model and ``alpha_bar`` it shipped, through the same helpers
+(:func:`_advance`, :func:`_drift`), which makes the two forms agree to the last bit.
 """
 
 from __future__ import annotations
@@ -530,10 +538,10 @@ def expand_saga_result(result, W0, M0, *, step, lam2, lam1, fit_intercept):  # n
     K, d = result.model.shape[0], result.d
     Wf = np.ascontiguousarray(W0, dtype=np.float64).reshape(K, -1)
     Mf = np.ascontiguousarray(M0, dtype=np.float64).reshape(K, -1)
-    if Wf.shape != (K, d + bool(fit_intercept)) or Mf.shape != Wf.shape:
-        raise ValueError(f"W0 {np.shape(W0)} / M0 {np.shape(M0)} do not fit K={K}, d={d}")
     if (result.intercept is not None) != bool(fit_intercept):
         raise ValueError(f"fit_intercept={fit_intercept!r} does not match the result")
+    if Wf.shape != (K, d + bool(fit_intercept)) or Mf.shape != Wf.shape:
+        raise ValueError(f"W0 {np.shape(W0)} / M0 {np.shape(M0)} do not fit K={K}, d={d}")
     if (result.smooth is not None) != (lam1 > 0.0) or not step * lam2 < 1.0:
         raise ValueError(f"lam1={lam1!r}, step * lam2={step * lam2!r} do not match the result")
     dW = np.empty_like(Wf)

@@ -53,7 +53,7 @@ RESCALE = 1e-9
 """Scale below which every coordinate is flushed and the scale ``c`` reset to 1."""
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _first_nonpositive(v, alpha, t0, t1, cum):
     """First ``q`` in ``(t0, t1]`` with ``v - alpha (cum[q] - cum[t0]) <= 0`` (one exists).
 
@@ -82,7 +82,7 @@ def _first_nonpositive(v, alpha, t0, t1, cum):
     return lo
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _lagged_l1(v0, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
     """Coordinate ``v0`` (``V`` space) after the missed steps ``t0 .. t1 - 1`` with L1.
 

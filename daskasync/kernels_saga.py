@@ -209,6 +209,8 @@ def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
     X, y = block
     m, d = X.shape
     if mean is None:
+        if np.shape(model)[0] != 2:
+            raise ValueError(f"without mean, model stacks (theta, alpha_bar): got {np.shape(model)}")
         theta, mean = model[0], model[1]
     else:
         theta = model

@@ -510,7 +510,9 @@ def expand_saga_result(result, W0, M0, *, step, lam2, lam1, fit_intercept):  # n
     touched columns from the result, the untouched ones by replaying, per coordinate, the
     pass's flushes over the task's step schedule (resets included) with the pass's own
     helpers, so the two forms agree to the last bit. A dense 5-tuple result passes through
-    as its items 0, 1 and 4. Cost ``O(K d)`` plus ``O(B)`` (vectorized over coordinates).
+    as its items 0, 1 and 4. Cost ``O(B)`` for the schedule and, per coordinate, one catch-up
+    per segment of it (one, plus one per reset; with L1 a sign change adds the crossing
+    search of :func:`_lagged_l1`), in one numba loop over the coordinates.
 
     Parameters
     ----------

@@ -219,3 +219,39 @@ def test_expansion_checks_its_arguments():
             expand_saga_result(compact, theta, mean, **{**good, **bad})
     with pytest.raises(ValueError, match="do not fit"):
         expand_saga_result(compact, theta[:-1], mean[:-1], **good)
+
+
+@pytest.mark.parametrize("penalty", ["none", "elasticnet"])
+def test_float32_int64_repeated_indices_and_empty_rows(penalty):
+    """Non-canonical CSR (an index repeated within a row), float32 data, int64 indices and
+    empty rows: the sparse result still expands exactly; a task whose rows are all empty
+    touches no column."""
+    X, y = _block(6, 400, 2_000, 0.005, 0, 1)
+    X = (sp.diags((np.arange(400) % 10 != 0).astype(float)) @ X).tocsr()  # empty rows
+    X.eliminate_zeros()
+    X = X.astype(np.float32)
+    X.indices = X.indices.astype(np.int64)
+    X.indptr = X.indptr.astype(np.int64)
+    X.indices[1::9] = X.indices[0::9][: len(X.indices[1::9])]  # duplicates within rows
+    lam2, lam1 = PENALTIES[penalty]
+    B = len(sample_rows(400, 0.8, 5, 1, 2))
+    theta, mean, old = _start(6, 1, 2_001, B)
+    dense, compact = _run(X, y, theta, mean, old, loss_code=0, fraction=0.8,
+                          fit_intercept=True, lam2=lam2, lam1=lam1)
+    _assert_expands_exactly(dense, compact, theta, mean, fit_intercept=True, lam2=lam2,
+                            lam1=lam1)
+    assert compact.indices.dtype == np.int32
+    empty = sp.csr_matrix((400, 2_000))
+    dense, compact = _run(empty, y, theta, mean, old, loss_code=0, fraction=0.8,
+                          fit_intercept=True, lam2=lam2, lam1=lam1)
+    assert compact.indices.size == 0 and compact.model.shape == (1, 0)
+    _assert_expands_exactly(dense, compact, theta, mean, fit_intercept=True, lam2=lam2,
+                            lam1=lam1)
+
+
+def test_stacked_model_shape_is_checked():
+    X, y = _block(7, 100, 50, 0.1, 0, 1)
+    with pytest.raises(ValueError, match="stacks"):
+        saga_sequential_kernel((X, y), np.zeros((3, 51)), loss_code=0, fraction=0.5,
+                               fit_intercept=True, old=np.zeros(50), step=STEP, lam2=0.0,
+                               lam1=0.0, n=100, partition=0, task_index=0, seed=0)

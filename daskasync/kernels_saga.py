@@ -146,24 +146,10 @@ _EMPTY_2D = np.zeros((0, 0))
 
 
 def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
-    block,
-    model: np.ndarray,
-    *,
-    loss_code: int,
-    fraction: float,
-    fit_intercept: bool,
-    old: np.ndarray,
-    step: float,
-    lam2: float,
-    lam1: float,
-    n: int,
-    partition: int,
-    task_index: int,
-    seed: int,
-    mean: np.ndarray | None = None,
-    lazy: bool = True,
-    sparse_result: bool = False,
-    **_: Any,
+    block, model: np.ndarray, *, loss_code: int, fraction: float, fit_intercept: bool,
+    old: np.ndarray, step: float, lam2: float, lam1: float, n: int, partition: int,
+    task_index: int, seed: int, mean: np.ndarray | None = None, lazy: bool = True,
+    sparse_result: bool = False, **_: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray] | LazySagaResult:
     """Sequential SAGA steps over the sampled rows (in a seeded random order).
 

@@ -10,6 +10,9 @@ those rows:
   the task returns the model change, the change of ``alpha_bar`` (the same
   ``sum (new - old) x / n``) and the new scalars. Per-sample steps of ``1 / (3 L_max)`` make
   one task worth hundreds of mini-batch steps, which is what ill-conditioned problems need.
+  On sparse ``X`` it can instead return a result sized by the nonzeros of its sampled rows
+  (``sparse_result=True``), which the driver expands with
+  :func:`daskasync.kernels_saga_lazy.expand_saga_result`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels_saga_lazy import saga_sequential_lazy
+from .kernels_saga_lazy import LazySagaResult, saga_sequential_lazy, saga_sequential_sparse
 from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss
 from .tasks import _rows, _xt_dot, margins, sample_rows
 
@@ -142,38 +145,61 @@ _EMPTY_I = np.zeros(0, dtype=np.int32)
 _EMPTY_2D = np.zeros((0, 0))
 
 
-def saga_sequential_kernel(
-    block,
-    theta: np.ndarray,
-    *,
-    loss_code: int,
-    fraction: float,
-    fit_intercept: bool,
-    old: np.ndarray,
-    mean: np.ndarray,
-    step: float,
-    lam2: float,
-    lam1: float,
-    n: int,
-    partition: int,
-    task_index: int,
-    seed: int,
-    lazy: bool = True,
-    **_: Any,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
+    block, model: np.ndarray, *, loss_code: int, fraction: float, fit_intercept: bool,
+    old: np.ndarray, step: float, lam2: float, lam1: float, n: int, partition: int,
+    task_index: int, seed: int, mean: np.ndarray | None = None, lazy: bool = True,
+    sparse_result: bool = False, **_: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray] | LazySagaResult:
     """Sequential SAGA steps over the sampled rows (in a seeded random order).
-
-    Returns ``(model change, alpha_bar change, new scalars, |B|, smooth movement)``, the last
-    being the sum of the steps' smooth parts (the model change without the prox), which lets
-    the driver apply the L1 prox itself to results computed on stale models.
 
     Sparse ``X`` runs the just-in-time kernel
     (:func:`daskasync.kernels_saga_lazy.saga_sequential_lazy`, ``O(nnz + d)`` per task) when
     ``lazy`` (the default) and ``step * lam2 < 1``; ``lazy=False`` runs the eager reference
     (``O(|B| d)``), whose iterates the lazy kernel's equal to rounding. Dense ``X`` always
-    runs the eager kernel."""
+    runs the eager kernel.
+
+    Parameters
+    ----------
+    block : tuple
+        ``(X, y)``, ``X`` dense or scipy sparse.
+    model : ndarray
+        The model ``theta`` (shape ``(dim,)``, or ``(K, dim)`` for ``K`` classes); when
+        ``mean`` is None, ``theta`` and ``alpha_bar`` stacked, shape ``(2, *theta.shape)``
+        (one published array for both).
+    old : ndarray
+        Stored scalars of the sampled rows, ``(B,)`` or ``(B, K)``.
+    mean : ndarray, optional
+        ``alpha_bar``, shaped like ``theta``; None when ``model`` holds it.
+    lazy : bool
+        Run the just-in-time kernel on sparse ``X`` (when ``step * lam2 < 1``).
+    sparse_result : bool
+        Return a :class:`~daskasync.kernels_saga_lazy.LazySagaResult` (size ``O(nnz)`` of the
+        sampled rows, nothing of size ``d``) whenever the just-in-time kernel runs; the
+        driver rebuilds the dense arrays with
+        :func:`~daskasync.kernels_saga_lazy.expand_saga_result`, equal to the dense form's.
+        Other tasks (dense ``X``, the eager fallback) return the dense form.
+    loss_code, fraction, fit_intercept, step, lam2, lam1, n, partition, task_index, seed
+        Loss (:func:`sequential_loss_code`), sampled fraction, intercept, step, L2 and L1
+        strengths, number of rows of the problem, and the task's identity and seed.
+
+    Returns
+    -------
+    tuple or LazySagaResult
+        The dense form ``(model change, alpha_bar change, new scalars, |B|, smooth movement)``,
+        the changes and the movement shaped like ``theta``, the new scalars like ``old``; the
+        smooth movement is the sum of the steps' smooth parts (the model change without the
+        prox), which lets the driver apply the L1 prox itself to results computed on stale
+        models. Or, with ``sparse_result``, its compact form (``new`` shaped like ``old``).
+    """
     X, y = block
     m, d = X.shape
+    if mean is None:
+        if np.shape(model)[0] != 2:
+            raise ValueError(f"without mean, model stacks (theta, alpha_bar): got {np.shape(model)}")
+        theta, mean = model[0], model[1]
+    else:
+        theta = model
     idx = sample_rows(m, fraction, seed, partition, task_index)
     order = np.random.default_rng([seed, _ORDER_STREAM, partition, task_index]).permutation(
         len(idx)
@@ -181,14 +207,18 @@ def saga_sequential_kernel(
     K = 1 if theta.ndim == 1 else theta.shape[0]
     W0 = np.ascontiguousarray(theta, dtype=np.float64).reshape(K, -1)
     M0 = np.ascontiguousarray(mean, dtype=np.float64).reshape(K, -1)
-    W, M, S = W0.copy(), M0.copy(), np.zeros_like(W0)
     old2 = np.ascontiguousarray(old, dtype=np.float64).reshape(len(idx), K)
-    rest = (
-        y, idx, order, W, M, S, old2, float(step), float(lam2), float(lam1), 1.0 / n,
-        int(loss_code), bool(fit_intercept), d,
-    )
+    scalars = (float(step), float(lam2), float(lam1), 1.0 / n, int(loss_code),
+               bool(fit_intercept), d)
     if sp.issparse(X):
         X = X.tocsr()
+        if lazy and step * lam2 < 1.0 and sparse_result:
+            res = saga_sequential_sparse(X.data, X.indices, X.indptr, y, idx, order, W0, M0,
+                                         old2, *scalars)
+            return res._replace(new=res.new.reshape(old.shape))
+    W, M, S = W0.copy(), M0.copy(), np.zeros_like(W0)
+    rest = (y, idx, order, W, M, S, old2, *scalars)
+    if sp.issparse(X):
         if lazy and step * lam2 < 1.0:
             new = saga_sequential_lazy(X.data, X.indices, X.indptr, *rest)
         else:

@@ -23,22 +23,37 @@ non-strongly convex composite objectives", applied to the update order of the ea
   step that lands on zero) is accumulated lazily, the model change added at the end.
 * When ``c`` underflows (``c < RESCALE``) every coordinate is flushed and ``c`` reset to 1; every
   coordinate is flushed once at the end of the task. The intercept is updated eagerly.
+
+Sparse result (:func:`saga_sequential_sparse`, :class:`LazySagaResult`,
+:func:`expand_saga_result`): a coordinate no sampled row touches keeps its ``alpha_bar``, so
+it only drifts (and soft-thresholds) along the step schedule, which depends on the number of
+steps, ``step`` and ``lam2`` alone, resets included. The task then runs the pass on the
+touched columns only and returns their values (``O(nnz)``); the driver replays the untouched
+coordinates' flushes from the model and ``alpha_bar`` it shipped, through the same helpers
+(:func:`_advance`, :func:`_drift`), which makes the two forms agree to the last bit.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
-__all__ = ["RESCALE", "saga_sequential_lazy"]
+__all__ = [
+    "RESCALE",
+    "LazySagaResult",
+    "expand_saga_result",
+    "saga_sequential_lazy",
+    "saga_sequential_sparse",
+]
 
 RESCALE = 1e-9
 """Scale below which every coordinate is flushed and the scale ``c`` reset to 1."""
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _first_nonpositive(v, alpha, t0, t1, cum):
     """First ``q`` in ``(t0, t1]`` with ``v - alpha (cum[q] - cum[t0]) <= 0`` (one exists).
 
@@ -67,7 +82,7 @@ def _first_nonpositive(v, alpha, t0, t1, cum):
     return lo
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _lagged_l1(v0, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
     """Coordinate ``v0`` (``V`` space) after the missed steps ``t0 .. t1 - 1`` with L1.
 
@@ -105,6 +120,41 @@ def _lagged_l1(v0, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
     return sgn * v, sgn * removed
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _drift(v, m, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
+    """Coordinate ``v`` (``V`` space) after the missed steps ``t0 .. t1 - 1`` (``t0 < t1``).
+
+    Returns ``(v, removed)``: with L1 the soft-thresholded run of :func:`_lagged_l1`, without
+    it the drift ``v - m (cum[t1] - cum[t0])`` and ``removed = 0``. Every catch-up (the pass's,
+    the flushes' and the driver's expansion of the untouched coordinates) goes through here,
+    so they share one arithmetic."""
+    if lam1 > 0.0:
+        return _lagged_l1(v, m, t0, t1, cum, scale, step, lam1)
+    return v - m * (cum[t1] - cum[t0]), 0.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _catch_up(VT, MT, RT, j, t0, t1, cum, scale, step, lam1):  # noqa: PLR0913
+    """Apply :func:`_drift` to the ``K`` classes of coordinate ``j`` (``RT`` += removed)."""
+    for k in range(VT.shape[1]):
+        v, rem = _drift(VT[j, k], MT[j, k], t0, t1, cum, scale, step, lam1)
+        VT[j, k] = v
+        if lam1 > 0.0:
+            RT[j, k] += rem
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _advance(c, a, step, cum, scale, t):  # noqa: PLR0913
+    """Step ``t``'s shrink ``c <- a c``; sets ``cum[t + 1] = cum[t] + g`` and
+    ``scale[t + 1] = c``. Returns ``(c, g)``, ``g = step / c``. The pass and the driver's
+    schedule (:func:`_segments`) both advance the scale through here."""
+    c *= a
+    g = step / c
+    cum[t + 1] = cum[t] + g
+    scale[t + 1] = c
+    return c, g
+
+
 @numba.njit(cache=True, nogil=True)
 def _flush(VT, MT, RT, last, T, c, cum, scale, step, lam1):  # noqa: PLR0913
     """Bring every coordinate up to step ``T`` and fold the scale ``c`` into ``V``."""
@@ -112,15 +162,7 @@ def _flush(VT, MT, RT, last, T, c, cum, scale, step, lam1):  # noqa: PLR0913
     for j in range(d):
         t0 = last[j]
         if t0 < T:  # the missed steps t0 .. T - 1, as in the pass's catch-up
-            if lam1 > 0.0:
-                for k in range(K):
-                    v, rem = _lagged_l1(VT[j, k], MT[j, k], t0, T, cum, scale, step, lam1)
-                    VT[j, k] = v
-                    RT[j, k] += rem
-            else:
-                G = cum[T] - cum[t0]
-                for k in range(K):
-                    VT[j, k] -= MT[j, k] * G
+            _catch_up(VT, MT, RT, j, t0, T, cum, scale, step, lam1)
             last[j] = T
         for k in range(K):
             VT[j, k] *= c
@@ -191,15 +233,7 @@ def _saga_lazy(  # noqa: PLR0913 - a flat kernel
             j = indices[p]
             t0 = last[j]
             if t0 < t:  # the missed steps t0 .. t - 1 (as in _flush)
-                if lam1 > 0.0:
-                    for k in range(K):
-                        v, rem = _lagged_l1(VT[j, k], MT[j, k], t0, t, cum, scale, step, lam1)
-                        VT[j, k] = v
-                        RT[j, k] += rem
-                else:
-                    G = cum[t] - cum[t0]
-                    for k in range(K):
-                        VT[j, k] -= MT[j, k] * G
+                _catch_up(VT, MT, RT, j, t0, t, cum, scale, step, lam1)
                 last[j] = t
                 nops += K
             for k in range(K):
@@ -207,10 +241,7 @@ def _saga_lazy(  # noqa: PLR0913 - a flat kernel
         for k in range(K):
             z[k] = c * z[k] + (W[k, d] if fit_intercept else 0.0)
         _derivative(z, s, y[i], loss_code, K)
-        c *= a  # step t: shrink, drift with the old alpha_bar, correction, prox
-        g = step / c
-        cum[t + 1] = cum[t] + g
-        scale[t + 1] = c
+        c, g = _advance(c, a, step, cum, scale, t)  # step t: shrink, drift, correction, prox
         for k in range(K):
             new[r, k] = s[k]
             s[k] -= old[r, k]
@@ -299,3 +330,231 @@ def saga_sequential_lazy(  # noqa: PLR0913 - the kernel's flat signature
         data, indices, indptr, y, rows, order, W, M, S, old, float(step), float(lam2),
         float(lam1), float(inv_n), int(loss_code), bool(fit_intercept), int(d), ops,
     )
+
+
+class LazySagaResult(NamedTuple):
+    """A sequential SAGA task's result whose size follows the nonzeros of its sampled rows.
+
+    Returned by :func:`saga_sequential_sparse` (and by
+    :func:`daskasync.kernels_saga.saga_sequential_kernel` with ``sparse_result=True`` on sparse
+    ``X``); :func:`expand_saga_result` rebuilds the dense ``(model change, alpha_bar change,
+    smooth movement)`` from it and the model and ``alpha_bar`` the task was shipped. No array
+    has a dimension of size ``d``: ``u`` is the number of distinct columns the sampled rows
+    touch, ``K`` the number of classes (1 unless multinomial). The columns not in ``indices``
+    never change ``alpha_bar`` during the task, so their trajectories depend only on their
+    starting values and on the step schedule, which ``count`` (the number of steps) and the
+    step and penalty strengths determine, resets included.
+
+    Attributes
+    ----------
+    indices : ndarray of int32, shape (u,)
+        Sorted distinct columns of the sampled rows (int64 when ``d >= 2**31``).
+    model : ndarray, shape (K, u)
+        The model's final values on ``indices``.
+    mean_delta : ndarray, shape (K, u)
+        The change of ``alpha_bar`` on ``indices``.
+    smooth : ndarray, shape (K, u), or None
+        The smooth movement ``S`` on ``indices`` when ``lam1 > 0``; ``None`` without L1, where
+        ``S`` equals the model change.
+    intercept : ndarray, shape (3, K), or None
+        The intercept's model change, ``alpha_bar`` change and ``S``; ``None`` without one.
+    new : ndarray
+        The new stored scalars of the sampled rows (``(B, K)``, or shaped like the task's
+        ``old`` when built by the task kernel).
+    count : int
+        ``B``, the number of sampled rows and of steps.
+    d : int
+        Number of features.
+    """
+
+    indices: np.ndarray
+    model: np.ndarray
+    mean_delta: np.ndarray
+    smooth: np.ndarray | None
+    intercept: np.ndarray | None
+    new: np.ndarray
+    count: int
+    d: int
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_rows(data, indices, indptr, rows):
+    """CSR arrays ``(data, indices, indptr)`` of the rows ``rows`` (in that order)."""
+    B = rows.shape[0]
+    ptr = np.zeros(B + 1, dtype=np.int64)
+    for r in range(B):
+        ptr[r + 1] = ptr[r] + indptr[rows[r] + 1] - indptr[rows[r]]
+    sub_data = np.empty(ptr[B], dtype=data.dtype)
+    sub_indices = np.empty(ptr[B], dtype=indices.dtype)
+    for r in range(B):
+        p0 = indptr[rows[r]]
+        for q in range(ptr[r], ptr[r + 1]):
+            sub_data[q] = data[p0 + q - ptr[r]]
+            sub_indices[q] = indices[p0 + q - ptr[r]]
+    return sub_data, sub_indices, ptr
+
+
+def saga_sequential_sparse(  # noqa: PLR0913 - the kernel's flat signature
+    data, indices, indptr, y, rows, order, W0, M0, old, step, lam2, lam1, inv_n,
+    loss_code, fit_intercept, d,
+) -> LazySagaResult:
+    """The pass of :func:`saga_sequential_lazy`, returned as a :class:`LazySagaResult`.
+
+    The sampled rows are restricted to the ``u`` columns they touch and the just-in-time pass
+    runs on that restriction: the touched coordinates see the arithmetic of the full pass
+    (each coordinate's catch-ups, resets and flush depend only on itself and on the step
+    schedule), and the untouched ones are neither flushed nor returned. Cost
+    ``O(nnz log nnz + B)`` plus ``O(u)`` per reset, whatever ``d``.
+
+    Parameters
+    ----------
+    data, indices, indptr, y, rows, order, old, step, lam2, lam1, inv_n, loss_code, \
+fit_intercept, d
+        As for :func:`saga_sequential_lazy`. Requires ``step * lam2 < 1``.
+    W0, M0 : ndarray, shape (K, d + fit_intercept)
+        The model and ``alpha_bar`` the task starts from (float64, not modified).
+
+    Returns
+    -------
+    LazySagaResult
+        Equal, through :func:`expand_saga_result`, to the dense result of the full pass.
+    """
+    sub_data, sub_indices, ptr = _gather_rows(data, indices, indptr, rows)
+    cols, local = np.unique(sub_indices, return_inverse=True)
+    cols = cols.astype(np.int32 if d < 2**31 else np.int64)
+    u = cols.shape[0]
+    W = np.ascontiguousarray(np.concatenate([W0[:, cols], W0[:, d:]], axis=1))
+    M = np.ascontiguousarray(np.concatenate([M0[:, cols], M0[:, d:]], axis=1))
+    S = np.zeros_like(W)
+    B = rows.shape[0]
+    new = saga_sequential_lazy(
+        sub_data, local.reshape(-1).astype(np.int32), ptr, np.asarray(y)[rows], np.arange(B),
+        order, W, M, S, old, step, lam2, lam1, inv_n, loss_code, fit_intercept, u,
+    )
+    intercept = None
+    if fit_intercept:
+        intercept = np.stack([W[:, u] - W0[:, d], M[:, u] - M0[:, d], S[:, u]])
+    return LazySagaResult(
+        indices=cols,
+        model=np.ascontiguousarray(W[:, :u]),
+        mean_delta=M[:, :u] - M0[:, cols],
+        smooth=np.ascontiguousarray(S[:, :u]) if lam1 > 0.0 else None,
+        intercept=intercept,
+        new=new,
+        count=int(B),
+        d=int(d),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _segments(B, step, lam2):
+    """The scale schedule of a ``B``-step task, cut at its resets.
+
+    Returns ``(cum, scale, starts, ends, cs)``: segment ``q`` runs from position
+    ``starts[q]`` to ``ends[q]`` of ``cum`` and ``scale``, which hold there the values the
+    pass holds when it flushes at the end of that segment (a reset, or the end of the task),
+    and ``cs[q]`` is the scale ``c`` the flush folds into ``V``. Each segment has its own
+    positions, so a reset's zeroing does not overwrite the previous segment's end."""
+    a = 1.0 - step * lam2
+    cum = np.zeros(2 * B + 2)
+    scale = np.ones(2 * B + 2)
+    starts = np.zeros(B + 1, dtype=np.int64)
+    ends = np.zeros(B + 1, dtype=np.int64)
+    cs = np.ones(B + 1)
+    c = 1.0
+    p = 0  # position in cum of the current step
+    q = 0  # current segment
+    for _ in range(B):
+        c, _g = _advance(c, a, step, cum, scale, p)
+        p += 1
+        if c < RESCALE:
+            ends[q] = p
+            cs[q] = c
+            q += 1
+            p += 1  # a fresh position: cum = 0, scale = 1, as after the pass's reset
+            starts[q] = p
+            c = 1.0
+    ends[q] = p
+    cs[q] = c
+    return cum, scale, starts[: q + 1], ends[: q + 1], cs[: q + 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _expand_untouched(W0, M0, d, cum, scale, starts, ends, cs, step, lam1, dW, S):  # noqa: PLR0913
+    """``dW``, ``S`` of columns ``j < d`` as the pass leaves a coordinate no row touches.
+
+    Per coordinate, the flushes of :func:`_flush` over the segments of :func:`_segments`
+    (the same :func:`_drift`, the same folding of ``c``), then the sums of :func:`_finish`."""
+    prox = lam1 > 0.0
+    for k in range(W0.shape[0]):
+        for j in range(d):
+            w0 = W0[k, j]
+            m = M0[k, j]
+            v = w0
+            r = 0.0
+            for q in range(starts.shape[0]):
+                if starts[q] < ends[q]:
+                    v, rem = _drift(v, m, starts[q], ends[q], cum, scale, step, lam1)
+                    if prox:
+                        r += rem
+                v *= cs[q]
+            S[k, j] = 0.0 + (v - w0 + (r if prox else 0.0))
+            dW[k, j] = v - w0
+
+
+def expand_saga_result(result, W0, M0, *, step, lam2, lam1, fit_intercept):  # noqa: PLR0913
+    """Dense ``(model change, alpha_bar change, smooth movement)`` of a sequential SAGA task.
+
+    For a :class:`LazySagaResult`, rebuilds the arrays the dense-result form of
+    :func:`daskasync.kernels_saga.saga_sequential_kernel` returns for the same task: the
+    touched columns from the result, the untouched ones by replaying, per coordinate, the
+    pass's flushes over the task's step schedule (resets included) with the pass's own
+    helpers, so the two forms agree to the last bit. A dense 5-tuple result passes through
+    as its items 0, 1 and 4. Cost ``O(B)`` for the schedule and, per coordinate, one catch-up
+    per segment of it (one, plus one per reset; with L1 a sign change adds the crossing
+    search of :func:`_lagged_l1`), in one numba loop over the coordinates.
+
+    Parameters
+    ----------
+    result : LazySagaResult or tuple
+        The task's value.
+    W0, M0 : ndarray
+        The model and ``alpha_bar`` the task was shipped (theta's shape; not modified).
+    step, lam2, lam1 : float
+        The task's step and L2 and L1 strengths (``step * lam2 < 1``).
+    fit_intercept : bool
+        Whether the model's last column is an intercept.
+
+    Returns
+    -------
+    d_theta, d_mean, smooth : ndarray
+        Shaped like ``W0``, ``M0``, ``W0``.
+
+    Raises
+    ------
+    ValueError
+        When the arguments do not match the result (shape, intercept, L1 or not).
+    """
+    if not isinstance(result, LazySagaResult):
+        return result[0], result[1], result[4]
+    K, d = result.model.shape[0], result.d
+    Wf = np.ascontiguousarray(W0, dtype=np.float64).reshape(K, -1)
+    Mf = np.ascontiguousarray(M0, dtype=np.float64).reshape(K, -1)
+    if (result.intercept is not None) != bool(fit_intercept):
+        raise ValueError(f"fit_intercept={fit_intercept!r} does not match the result")
+    if Wf.shape != (K, d + bool(fit_intercept)) or Mf.shape != Wf.shape:
+        raise ValueError(f"W0 {np.shape(W0)} / M0 {np.shape(M0)} do not fit K={K}, d={d}")
+    if (result.smooth is not None) != (lam1 > 0.0) or not step * lam2 < 1.0:
+        raise ValueError(f"lam1={lam1!r}, step * lam2={step * lam2!r} do not match the result")
+    dW = np.empty_like(Wf)
+    S = np.empty_like(Wf)
+    schedule = _segments(int(result.count), float(step), float(lam2))
+    _expand_untouched(Wf, Mf, d, *schedule, float(step), float(lam1), dW, S)
+    cols = result.indices
+    dW[:, cols] = result.model - Wf[:, cols]
+    S[:, cols] = result.smooth if result.smooth is not None else 0.0 + (dW[:, cols] + 0.0)
+    dM = np.zeros_like(Mf)
+    dM[:, cols] = result.mean_delta
+    if fit_intercept:
+        dW[:, d], dM[:, d], S[:, d] = result.intercept
+    return dW.reshape(np.shape(W0)), dM.reshape(np.shape(M0)), S.reshape(np.shape(W0))

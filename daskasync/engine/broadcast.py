@@ -132,7 +132,11 @@ class Broadcaster:
 
     def get(self, version: int = -1) -> np.ndarray:
         """Read back a version on the driver (a view: copy it before modifying);
-        negative indices count from the latest."""
+        negative indices count from the latest. A version that left the window while a
+        task in flight still read it stays readable until the next publish after that
+        task's result."""
+        if version in self._retired:
+            return self._retired[version]
         version = self._check(version)
         assert self._buf is not None
         return self._buf[version % self.window]

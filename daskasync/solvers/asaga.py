@@ -160,7 +160,7 @@ class ASAGA(Solver):
                           self.options.inner, ctx.schedule(0))
         step_rule = self._sequential if self.options.inner == "sequential" else self._batch
         apply = step_rule(ctx, theta, tasks)
-        engine.publish(theta)
+        engine.publish(tasks.model(theta))
         monitor.record(theta, force=True)
         await engine.asubmit(tasks.kernel, None, tasks.args)
         while True:
@@ -170,8 +170,8 @@ class ASAGA(Solver):
                 if monitor.check_time():
                     break
             else:
-                count, step = apply(value, attrs)
-                if apply_update(engine, monitor, theta, count, step):
+                count, step = apply(tasks.decode(value, attrs.version), attrs)
+                if apply_update(engine, monitor, theta, count, step, model=tasks.model(theta)):
                     break
             if not engine.batch_pending():
                 await engine.asubmit(tasks.kernel, None, tasks.args)

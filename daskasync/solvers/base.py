@@ -198,12 +198,12 @@ def sum_results(values: list, array_at: int, count_at: int) -> tuple[np.ndarray,
 
 
 def apply_update(engine: Any, monitor: Monitor, theta: np.ndarray, rows: int, step: float,
-                 exact: tuple[float, Any] | None = None):
+                 exact: tuple[float, Any] | None = None, model: np.ndarray | None = None):
     """Count one applied update of ``rows`` sampled rows: tick the logical clock, publish
-    the new version, record; returns the monitor's stop reason (or None). ``exact``: the
-    full loss and gradient sums at ``theta`` when the solver has them (see
-    :meth:`Monitor.after_update`)."""
+    the new version (``model``, default ``theta``: what the tasks read), record; returns
+    the monitor's stop reason (or None). ``exact``: the full loss and gradient sums at
+    ``theta`` when the solver has them (see :meth:`Monitor.after_update`)."""
     monitor.last_step = step
     engine.tick()
-    engine.publish(theta)
+    engine.publish(theta if model is None else model)
     return monitor.after_update(theta, rows, exact)

@@ -89,10 +89,11 @@ class SAGA(Solver):
         if self.state.velocity is not None:
             velocity[...] = np.reshape(self.state.velocity, theta.shape)
         eta = float(self.state.eta)
-        engine.publish(theta)
+        engine.publish(tasks.model(theta))
         monitor.record(theta, force=True)
         while True:
             values, attrs = await engine.around(tasks.kernel, tasks.args)
+            values = [tasks.decode(v, a.version) for v, a in zip(values, attrs, strict=True)]
             if opts.momentum:
                 before = theta.copy()
                 theta += opts.momentum * velocity
@@ -116,7 +117,8 @@ class SAGA(Solver):
             if opts.momentum:
                 np.subtract(theta, before, out=velocity)
                 self.state = replace(self.state, velocity=velocity.copy())
-            if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
+            if apply_update(engine, monitor, theta, count, step, model=tasks.model(theta)) or (
+                    await monitor.wait_check()):
                 return theta
 
 

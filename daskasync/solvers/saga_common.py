@@ -18,6 +18,7 @@ import numpy as np
 from ..constraints import Interval, Options, check
 from ..engine.history import GradientHistory
 from ..kernels_saga import saga_batch_kernel, saga_sequential_kernel, sequential_loss_code
+from ..kernels_saga_lazy import LazySagaResult, expand_saga_result
 from ..problem import Problem, RowStats, lipschitz_constant
 from ..tasks import sample_rows
 
@@ -98,8 +99,15 @@ def saga_auto_step(problem: Problem, options: SagaOptions, stats: RowStats, n_pa
 
 
 class SagaTasks:
-    """Builds per-task arguments (the history scalars of the sampled rows) and remembers
-    which rows each in-flight task sampled, so its result can be stored back."""
+    """Builds per-task arguments (the history scalars of the sampled rows), remembers which
+    rows each in-flight task sampled, so its result can be stored back, and decodes the
+    results.
+
+    In the sequential form the model version a task reads is ``(theta, alpha_bar)``
+    stacked (:meth:`model`: both travel once per version, not ``alpha_bar`` once per
+    task), and a task on sparse rows returns a result whose size follows their nonzeros
+    (:class:`~daskasync.kernels_saga_lazy.LazySagaResult`), which :meth:`decode` expands
+    with the version it read."""
 
     def __init__(self, engine: Any, problem: Problem, history: GradientHistory,
                  fraction: float, inner: str, step: float) -> None:
@@ -120,20 +128,38 @@ class SagaTasks:
                 lam1=pen.l1_strength,
                 n=problem.n,
                 step=step,
+                sparse_result=True,
             )
         else:
             base["loss"] = problem.loss
         self.base = base
+
+    def model(self, theta: np.ndarray) -> np.ndarray:
+        """What a model version holds: ``(theta, alpha_bar)`` stacked in the sequential
+        form, ``theta`` in the batch form."""
+        if self.inner == "sequential":
+            return np.stack([theta, self.history.mean])
+        return theta
+
+    def decode(self, value: Any, version: int) -> tuple:
+        """A sequential task's dense ``(model change, alpha_bar change, new scalars, |B|,
+        smooth movement)``, its compact form expanded with the version it read."""
+        if not isinstance(value, LazySagaResult):
+            return value
+        shipped = self.engine.broadcaster.get(version)
+        b = self.base
+        d_theta, d_mean, smooth = expand_saga_result(
+            value, shipped[0], shipped[1], step=b["step"], lam2=b["lam2"], lam1=b["lam1"],
+            fit_intercept=b["fit_intercept"],
+        )
+        return d_theta, d_mean, value.new, value.count, smooth
 
     def args(self, partition: int, task_index: int) -> dict:
         rows = sample_rows(
             int(self.sizes[partition]), self.fraction, self.engine.seed, partition, task_index
         )
         self._rows[(partition, task_index)] = rows
-        kw = dict(self.base, old=self.history.scalars(partition, rows))
-        if self.inner == "sequential":
-            kw["mean"] = self.history.mean.copy()
-        return kw
+        return dict(self.base, old=self.history.scalars(partition, rows))
 
     def store(self, partition: int, task_index: int, new: np.ndarray, mean_delta) -> None:
         rows = self._rows.pop((partition, task_index))

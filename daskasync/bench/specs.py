@@ -6,7 +6,7 @@ its straggler models.
 Examples
 --------
 >>> SYNC_ASYNC_PAIRS
-(('sgd', 'asgd'), ('saga', 'asaga'))
+(('sgd', 'asgd'), ('saga', 'asaga'), ('lbfgs', 'albfgs'))
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ STRAGGLER_CONSTRAINTS: dict[str, list] = {
 }
 
 #: ``(synchronous, asynchronous)`` solver names whose times to target the benchmark
-#: compares: every asynchronous solver of the registry with each synchronous one of its
-#: family (the same ``history`` flag: SGD or SAGA).
+#: compares: every asynchronous solver of the registry with the synchronous one of its
+#: family (the same update rule, run with a barrier per round).
 SYNC_ASYNC_PAIRS: tuple[tuple[str, str], ...] = tuple(
     (sync.name, asyn.name)
     for asyn in SOLVERS.values() if not asyn.synchronous
-    for sync in SOLVERS.values() if sync.synchronous and sync.history == asyn.history
+    for sync in SOLVERS.values() if sync.synchronous and sync.family == asyn.family
 )
 
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\[(.*)\])?\s*$")

@@ -150,6 +150,7 @@ class ALBFGS(Solver):
     """
 
     name = "albfgs"
+    family = "lbfgs"
     synchronous = False
     default_schedule = "constant"
     penalties = ("none", "l2")

@@ -128,6 +128,7 @@ class ASAGA(Solver):
     """
 
     name = "asaga"
+    family = "saga"
     synchronous = False
     history = True
     default_schedule = "constant"

@@ -26,6 +26,7 @@ class ASGD(Solver):
     """
 
     name = "asgd"
+    family = "sgd"
     default_fraction = 0.1
     synchronous = False
 

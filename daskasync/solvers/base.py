@@ -97,6 +97,9 @@ class Solver:
     """
 
     name: ClassVar[str] = ""
+    #: solvers with the same update rule, one synchronous and one asynchronous, share a
+    #: family (the benchmark compares them); default: the name
+    family: ClassVar[str] = ""
     synchronous: ClassVar[bool] = True
     history: ClassVar[bool] = False
     default_schedule: ClassVar[str] = "invsqrt"
@@ -110,6 +113,11 @@ class Solver:
     OPTION_DEFAULTS: ClassVar[dict[str, Any]] = {
         "inner": "sequential", "combine": None, "momentum": 0.0,
     }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("family"):
+            cls.family = cls.name
 
     def __init__(self, problem: Problem, options: Any = None,
                  state: SolverState | None = None) -> None:

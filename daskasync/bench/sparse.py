@@ -1,7 +1,7 @@
-"""Sparse, wide data: the cost of an epoch as the number of features ``d`` grows, against
-scikit-learn's saga on one core, in the same run.
+"""Sparse, wide data: the cost of an epoch as the number of features grows, the bytes a
+task sends and receives, and L1 supports against scikit-learn's.
 
-For each ``d``, rcv1-like rows with about ``--nnz`` nonzeros each (density ``nnz / d``) are
+``epochs`` (default): for each ``d``, rcv1-like rows with about ``--nnz`` nonzeros each (density ``nnz / d``) are
 generated on the workers; daskasync's SAGA and ASAGA make whole-partition passes
 (``batch_fraction=1``, the sequential form) and scikit-learn's
 ``LogisticRegression(solver="saga")`` runs in this process on the same rows, same objective
@@ -9,8 +9,17 @@ generated on the workers; daskasync's SAGA and ASAGA make whole-partition passes
 end of the first epoch and the end of the last (the first epoch includes compilation and
 warm-up), for every solver.
 
-Run ``python -m daskasync.bench.sparse`` (a LocalCluster of ``--workers`` single-thread
-processes) or pass ``--scheduler``; ``--output`` saves the numbers as JSON.
+``bytes``: at ``d = 1e6`` (``--ds``), one asynchronous SAGA task with ``--fraction`` of a
+partition's rows: the pickled size of what it is shipped (its arguments and the model
+version it reads) and of its result, against the CSR size of its sampled rows.
+
+``l1``: rcv1-like text data, ``LogisticRegression(penalty="l1")`` with default settings
+against scikit-learn's saga run to ``tol=1e-12``: the Jaccard index of the nonzero sets and
+the epochs used.
+
+Run ``python -m daskasync.bench.sparse [epochs|bytes|l1]`` (a LocalCluster of
+``--workers`` single-thread processes) or pass ``--scheduler``; ``--output`` saves the
+numbers as JSON.
 """
 
 from __future__ import annotations
@@ -91,6 +100,76 @@ def epoch_costs(
     return rows
 
 
+def task_bytes(client: Any, *, d: int = 1_000_000, n: int = 100_000, nnz: int = 50,
+               partitions: int = 4, fraction: float = 0.01, seed: int = 0) -> dict[str, Any]:
+    """Pickled bytes in and out of one sequential SAGA task (as ASAGA ships it)."""
+    import pickle
+
+    from ..kernels_saga import saga_sequential_kernel, sequential_loss_code
+    from ..losses import LogisticLoss
+    from ..tasks import sample_rows
+
+    data = PartitionedData.synthetic("rcv1", n=n, d=d, n_partitions=partitions, seed=seed,
+                                     client=client, density=nnz / d)
+    try:
+        rows = int(data.rows_per_partition[0])
+        idx = sample_rows(rows, fraction, seed, 0, 0)
+        rng = np.random.default_rng(seed)
+        model = np.stack([rng.normal(size=d) * 1e-3, rng.normal(size=d) * 1e-4])
+        kw = dict(loss_code=sequential_loss_code(LogisticLoss()), fraction=fraction,
+                  fit_intercept=False, old=np.zeros(len(idx)), step=0.1, lam2=1.0 / n,
+                  lam1=0.0, n=n, sparse_result=True)
+
+        def run(block: Any) -> tuple[int, int, int]:
+            out = saga_sequential_kernel(block, model, partition=0, task_index=0, seed=seed,
+                                         **kw)
+            Xs = block[0][idx]
+            csr = Xs.data.nbytes + Xs.indices.nbytes + Xs.indptr.nbytes
+            return len(pickle.dumps(out, protocol=5)), csr, int(Xs.nnz)
+
+        out_bytes, csr_bytes, sampled_nnz = client.submit(run, data.parts[0]).result()
+    finally:
+        data.release()
+    args_bytes = len(pickle.dumps(kw, protocol=5))
+    return {"d": d, "fraction": fraction, "sampled_rows": len(idx),
+            "sampled_nnz": sampled_nnz, "sampled_rows_csr_bytes": csr_bytes,
+            "result_bytes": out_bytes, "result_bytes_per_nnz": out_bytes / sampled_nnz,
+            "task_arguments_bytes": args_bytes, "model_version_bytes": int(model.nbytes)}
+
+
+def l1_support(client: Any, *, n: int = 20_000, d: int = 20_000, nnz: int = 60,
+               C: float = 0.5, seed: int = 1, solvers: Sequence[str] = ("saga", "asaga"),
+               max_iter: int = 300) -> dict[str, Any]:
+    """Nonzero sets of daskasync's L1 fits (default settings) against scikit-learn's saga
+    run to ``tol=1e-12``."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression as SkLogistic
+
+    from ..datasets import make_rcv1_like
+    from ..estimators import LogisticRegression
+
+    X, y = make_rcv1_like(n=n, d=d, density=nnz / d, seed=seed)
+    t0 = time.perf_counter()
+    sk = SkLogistic(l1_ratio=1.0, solver="saga", C=C, tol=1e-12, max_iter=20_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.fit(X, y)
+    ref = sk.coef_.ravel() != 0
+    out: dict[str, Any] = {"n": n, "d": d, "C": C, "sklearn_nonzeros": int(ref.sum()),
+                           "sklearn_epochs": int(np.max(sk.n_iter_)),
+                           "sklearn_seconds": time.perf_counter() - t0}
+    for solver in solvers:
+        t0 = time.perf_counter()
+        clf = LogisticRegression(penalty="l1", C=C, solver=solver, max_iter=max_iter,
+                                 random_state=seed, client=client).fit(X, y)
+        got = clf.coef_.ravel() != 0
+        out[solver] = {"nonzeros": int(got.sum()),
+                       "jaccard": float((got & ref).sum() / max(1, (got | ref).sum())),
+                       "epochs": int(clf.n_iter_), "seconds": time.perf_counter() - t0,
+                       "stop_reason": clf.result_.stop_reason}
+    return out
+
+
 def table(rows: Sequence[dict[str, Any]], solvers: Sequence[str] = ("saga", "asaga")) -> str:
     """The rows as a markdown table (milliseconds per epoch)."""
     head = ["d", "nnz/row", "sklearn saga (1 core)"] + [f"{s} (ratio)" for s in solvers]
@@ -104,35 +183,57 @@ def table(rows: Sequence[dict[str, Any]], solvers: Sequence[str] = ("saga", "asa
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ..clusters import cluster_client
-
+def _parser() -> argparse.ArgumentParser:
     positive_int = Interval("int", 1)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("experiment", nargs="?", default="epochs", choices=("epochs", "bytes", "l1"),
+                   help="what to measure (default epochs)")
     p.add_argument("--scheduler", help="address of an existing scheduler (default: LocalCluster)")
     p.add_argument("--workers", type=argparse_type("--workers", int, positive_int), default=2,
                    help="LocalCluster worker processes (default 2)")
     p.add_argument("--threads", type=argparse_type("--threads", int, positive_int), default=1,
                    help="threads per worker (default 1)")
     p.add_argument("--ds", type=parse_list(lambda x: int(float(x))),
-                   default=[20_000, 200_000, 1_000_000], help="feature counts, comma separated")
+                   default=[20_000, 200_000, 1_000_000],
+                   help="feature counts, comma separated (bytes: the first; l1: 2e4)")
     p.add_argument("--n", type=argparse_type("--n", int, positive_int), default=100_000,
-                   help="rows (default 100000)")
+                   help="rows (default 100000; l1: 20000)")
     p.add_argument("--nnz", type=argparse_type("--nnz", int, positive_int), default=50,
                    help="nonzeros per row (default 50)")
     p.add_argument("--partitions", type=argparse_type("--partitions", int, positive_int),
                    default=4, help="row blocks (default 4)")
     p.add_argument("--epochs", type=argparse_type("--epochs", int, positive_int), default=5,
                    help="timed epochs after the first (default 5)")
-    p.add_argument("--output", help="save the rows as JSON here")
-    a = p.parse_args(argv)
+    p.add_argument("--fraction", type=argparse_type(
+        "--fraction", float, Interval("real", 0, 1, closed="right")), default=0.01,
+        help="bytes: rows a task samples, as a fraction of its partition (default 0.01)")
+    p.add_argument("--C", type=argparse_type("--C", float, Interval("real", 0, closed="neither")),
+                   default=0.5, help="l1: inverse regularization (default 0.5)")
+    p.add_argument("--output", help="save the numbers as JSON here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..clusters import cluster_client
+
+    a = _parser().parse_args(argv)
     with cluster_client(a.scheduler, a.workers, a.threads) as client:
-        rows = epoch_costs(client, ds=a.ds, n=a.n, nnz=a.nnz, partitions=a.partitions,
-                           epochs=a.epochs)
-    print(table(rows))
+        if a.experiment == "epochs":
+            out: Any = epoch_costs(client, ds=a.ds, n=a.n, nnz=a.nnz,
+                                   partitions=a.partitions, epochs=a.epochs)
+            print(table(out))
+        elif a.experiment == "bytes":
+            out = task_bytes(client, d=max(a.ds), n=a.n, nnz=a.nnz, partitions=a.partitions,
+                             fraction=a.fraction)
+            print(json.dumps(out, indent=1))
+        else:
+            n = 20_000 if a.n == 100_000 else a.n
+            out = l1_support(client, n=n, d=min(a.ds), nnz=60 if a.nnz == 50 else a.nnz,
+                             C=a.C)
+            print(json.dumps(out, indent=1))
     if a.output:
         with open(a.output, "w") as fh:
-            json.dump(rows, fh, indent=1)
+            json.dump(out, fh, indent=1)
     return 0
 
 

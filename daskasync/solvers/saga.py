@@ -112,6 +112,8 @@ class SAGA(Solver):
                     eta = await _search(engine, problem, theta, delta / P, eta, 4.0 * P)
                     theta += eta * (delta / P)
                     self.state = replace(self.state, eta=eta)
+                elif problem.penalty.has_prox:
+                    _combine_prox(theta, values, opts.weight(P), step0, problem)
                 else:
                     theta += opts.weight(P) * delta
             if opts.momentum:
@@ -120,6 +122,17 @@ class SAGA(Solver):
             if apply_update(engine, monitor, theta, count, step, model=tasks.model(theta)) or (
                     await monitor.wait_check()):
                 return theta
+
+
+def _combine_prox(theta: np.ndarray, values: list, weight: float, step: float,
+                  problem: Problem) -> None:
+    """With an L1 part: the passes' smooth movements weighted ``weight``, then one prox
+    with the threshold they accumulated (``weight`` times their steps), so the model stays
+    exactly sparse; the optimum is a fixed point, as for each pass (its optimality
+    condition holds for any step)."""
+    smooth, count = sum_results(values, 4, 3)
+    theta += weight * smooth
+    problem.prox(theta, weight * count * step)
 
 
 async def _search(

@@ -72,6 +72,12 @@ class StopCriteria:
 class Monitor:
     """Counts updates and epochs, records history, and checks the stopping criteria.
 
+    Full-objective checks (for ``tol``, ``gtol``, ``target_objective``, a progress bar or a
+    callback) run alongside the run, for synchronous and asynchronous solvers alike: no
+    solver waits for one (a stop is decided when a check finishes, and the check's model
+    is the one recorded), so a check costs every solver the same. Solvers that compute the
+    exact objective as part of their algorithm (L-BFGS) pass it in and need none.
+
     History records are taken every ``record_every`` updates or ``record_interval`` seconds
     (model snapshots on the driver); their objectives are evaluated after the run in one
     pass over the data (``record_objective=True``), so recording does not slow the run.
@@ -245,13 +251,6 @@ class Monitor:
             self._pending = asyncio.ensure_future(
                 self.engine.aevaluate(self._pending_theta, **self.problem.kernel_kwargs)
             )
-
-    async def wait_check(self) -> str | None:
-        """Wait for a pending check (synchronous solvers)."""
-        if self._pending is not None:
-            await asyncio.wait([self._pending])
-            self._finish_check()
-        return self.stop_reason
 
     def _finish_check(self) -> None:
         fut, self._pending = self._pending, None

@@ -280,3 +280,21 @@ def test_window_and_transport_messages():
                                          r"'scatter', got None$"):
         Broadcaster(None, transport=None)
     assert type(Broadcaster(None, window=np.int64(3)).window) is int
+
+
+def test_a_version_a_task_read_stays_readable_for_its_result():
+    """``shipped`` reads a version that left the window while a task still used it (the
+    SAGA driver decodes that task's result against it); ``get`` does not."""
+    b = Broadcaster(None, window=2)
+    in_use = {1}
+    b.in_use = in_use.__contains__
+    for v in range(4):
+        b.publish(np.full(2, float(v)))
+    np.testing.assert_array_equal(b.shipped(1), [1.0, 1.0])
+    np.testing.assert_array_equal(b.shipped(3), [3.0, 3.0])
+    with pytest.raises(LookupError):
+        b.get(1)
+    in_use.clear()
+    b.publish(np.zeros(2))
+    with pytest.raises(LookupError):
+        b.shipped(1)

@@ -97,7 +97,8 @@ def xy() -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- #
 def test_from_arrays_dense_roundtrip_and_layout(client: Client, xy: Any) -> None:
     X, y = xy
-    Xf = np.asfortranarray(X.astype(np.float32))  # non-C order, non-float64 input
+    # non-C order, a dtype that becomes float64 (float32 stays float32: test_float32.py)
+    Xf = np.asfortranarray(X.astype(np.float16))
     with PartitionedData.from_arrays(Xf, y.tolist(), client=client, name="toy") as data:
         # default: 2 * (2 workers x 1 thread) partitions, np.array_split sizes
         assert data.n_partitions == 4

@@ -30,7 +30,7 @@ BAD = [
     ({"solver": "newton"}, ValueError, "solver"),
     ({"solver": "lbfgs", "penalty": "l1"}, ValueError, "penalty"),
     ({"solver": "albfgs", "solver_options": {"quorum": 0.0}}, ValueError, "quorum"),
-    ({"solver": "albfgs", "solver_options": {"patience": 0.5}}, ValueError, "patience"),
+    ({"solver": "albfgs", "solver_options": {"patience": -0.5}}, ValueError, "patience"),
     ({"solver": "lbfgs", "solver_options": {"memory": 0}}, ValueError, "memory"),
     ({"solver": "lbfgs", "solver_options": {"quorum": 0.5}}, ValueError, "solver_options"),
     ({"solver": "saga", "solver_options": {"memory": 5}}, ValueError, "solver_options"),

@@ -132,14 +132,19 @@ class Broadcaster:
 
     def get(self, version: int = -1) -> np.ndarray:
         """Read back a version on the driver (a view: copy it before modifying);
-        negative indices count from the latest. A version that left the window while a
-        task in flight still read it stays readable until the next publish after that
-        task's result."""
-        if version in self._retired:
-            return self._retired[version]
+        negative indices count from the latest."""
         version = self._check(version)
         assert self._buf is not None
         return self._buf[version % self.window]
+
+    def shipped(self, version: int) -> np.ndarray:
+        """The array the tasks computing on ``version`` read (a view): a version inside
+        the window, or one that left it while a task in flight still used it (kept until
+        the first publish after that task's result), so the driver can decode the task's
+        result relative to it."""
+        if version in self._retired:
+            return self._retired[version]
+        return self.get(version)
 
     @property
     def current(self) -> np.ndarray:

@@ -9,10 +9,13 @@ waits for another.
 
 An iteration at iterate ``x`` ends when every partition has returned its result at ``x``,
 or when a quorum of the rows (``quorum``, default one half) is fresh and the others are
-late: later than ``patience`` (default 1.5) times what the quorum needed. Equal-sized
-partitions take equal times on a healthy cluster, so without stragglers every iteration
-waits for every partition and the method is L-BFGS with unit steps; a straggler's gradient
-enters the sum stale until it returns, and it never holds the others up.
+late. Equal-sized partitions take about equal times on a healthy cluster, so the arrivals
+of the fresh results are a sample of the on-time arrival times: a partition is late when it
+has not arrived ``patience`` (default 2) times the spread of the earliest half after their
+median (``median + patience * (median - first)``; a symmetric spread puts nearly every
+on-time arrival before that). Without stragglers every iteration waits for every partition
+and the method is L-BFGS with unit steps; a straggler's gradient enters the sum stale until
+it returns, and it never holds the others up.
 
 Safeguards, with their invariants:
 
@@ -49,16 +52,17 @@ __all__ = ["ALBFGS", "AlbfgsOptions", "PartitionGradients"]
 
 @dataclass(frozen=True)
 class AlbfgsOptions(LbfgsOptions):
-    """``memory`` curvature pairs; a step needs a ``quorum`` fraction of the rows fresh
-    and waits for the others at most ``patience`` times what the quorum needed."""
+    """``memory`` curvature pairs; a step needs a ``quorum`` fraction of the rows fresh,
+    and waits for the others until ``patience`` times the spread of the earlier arrivals
+    after their median."""
 
     quorum: float = 0.5
-    patience: float = 1.5
+    patience: float = 2.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check("quorum", self.quorum, Interval("real", 0, 1, closed="right"))
-        check("patience", self.patience, Interval("real", 1))
+        check("patience", self.patience, Interval("real", 0))
 
 
 class PartitionGradients:
@@ -137,6 +141,7 @@ class _Iteration:
         self.started = time.perf_counter()
         self.fresh: set[int] = set()
         self.fresh_rows = 0
+        self.arrivals: list[float] = []  #: seconds from the start to each fresh result
         self.quorum_at: float | None = None
         self.pair_rows = 0
         self.pair_dgrad: np.ndarray | float = 0.0
@@ -145,7 +150,7 @@ class _Iteration:
 class ALBFGS(Solver):
     """Asynchronous L-BFGS on aggregated partition gradients (see the module description).
 
-    Options: ``memory`` (10), ``quorum`` (0.5), ``patience`` (1.5); the step size is the
+    Options: ``memory`` (10), ``quorum`` (0.5), ``patience`` (2); the step size is the
     trial step (``"auto"``: 1).
     """
 
@@ -204,6 +209,7 @@ class ALBFGS(Solver):
             return
         it.fresh.add(p)
         it.fresh_rows += int(self._rows[p])
+        it.arrivals.append(time.perf_counter() - it.started)
         if it.quorum_at is None and it.fresh_rows >= self.options.quorum * self._rows.sum():
             it.quorum_at = time.perf_counter()
         if before_version == it.ref_version:
@@ -217,14 +223,20 @@ class ALBFGS(Solver):
         while len(it.fresh) < engine.n_partitions:
             timeout = None
             if it.quorum_at is not None and not engine.batch_pending():
-                late = it.started + self.options.patience * (it.quorum_at - it.started)
-                timeout = late - time.perf_counter()
+                timeout = it.started + self._late(it.arrivals) - time.perf_counter()
                 if timeout <= 0:
                     return
             item = await engine.anext_result(timeout)
             if item is None:
                 return
             await self._receive(ctx, table, it, item)
+
+    def _late(self, arrivals: list[float]) -> float:
+        """Seconds from the start after which a partition is late: the median arrival so
+        far plus ``patience`` times its distance to the first."""
+        ordered = sorted(arrivals)
+        median = ordered[(len(ordered) - 1) // 2]
+        return median + self.options.patience * (median - ordered[0])
 
     def _look_back(self, ctx: RunContext, table: PartitionGradients, it: _Iteration,
                    move: _Move) -> bool:

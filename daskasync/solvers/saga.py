@@ -119,8 +119,7 @@ class SAGA(Solver):
             if opts.momentum:
                 np.subtract(theta, before, out=velocity)
                 self.state = replace(self.state, velocity=velocity.copy())
-            if apply_update(engine, monitor, theta, count, step, model=tasks.model(theta)) or (
-                    await monitor.wait_check()):
+            if apply_update(engine, monitor, theta, count, step, model=tasks.model(theta)):
                 return theta
 
 

@@ -146,7 +146,7 @@ class SagaTasks:
         smooth movement)``, its compact form expanded with the version it read."""
         if not isinstance(value, LazySagaResult):
             return value
-        shipped = self.engine.broadcaster.get(version)
+        shipped = self.engine.broadcaster.shipped(version)
         b = self.base
         d_theta, d_mean, smooth = expand_saga_result(
             value, shipped[0], shipped[1], step=b["step"], lam2=b["lam2"], lam1=b["lam1"],

@@ -62,5 +62,5 @@ class SGD(Solver):
             grad_sum, count = sum_results(values, 0, 1)
             step = ctx.schedule(engine.clock)
             sgd_step(theta, grad_sum, count, step, problem)
-            if apply_update(engine, monitor, theta, count, step) or await monitor.wait_check():
+            if apply_update(engine, monitor, theta, count, step):
                 return theta

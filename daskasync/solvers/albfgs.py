@@ -1,32 +1,43 @@
-"""Asynchronous L-BFGS on the partitions' aggregated gradients.
+"""Asynchronous L-BFGS on the partitions' aggregated, delay-compensated gradients.
 
 ASYNC's history at the partition level: the driver keeps every partition's latest loss and
-gradient (:class:`PartitionGradients`) and steps on their sum, fresh and stale alike, as
-incremental aggregated gradient methods do (Blatt, Hero and Gauchman 2007; Vanli,
-Gurbuzbalaban and Ozdaglar 2018, PIAG), along an L-BFGS direction (Nocedal and Wright 2006,
-Algorithm 7.4). Every partition that returns gets the newest iterate at once, so no worker
-waits for another.
+gradient (:class:`PartitionGradients`) and steps on their sum along an L-BFGS direction
+(Nocedal and Wright 2006, Algorithm 7.4), as incremental aggregated gradient methods do
+(Blatt, Hero and Gauchman 2007; Vanli, Gurbuzbalaban and Ozdaglar 2018). Every partition
+that returns gets the newest iterate at once, so no worker waits for another.
 
-An iteration at iterate ``x`` ends when every partition has returned its result at ``x``,
-or when a quorum of the rows (``quorum``, default one half) is fresh and the others are
-late. Equal-sized partitions take about equal times on a healthy cluster, so the arrivals
-of the fresh results are a sample of the on-time arrival times: a partition is late when it
-has not arrived ``patience`` (default 2) times the spread of the earliest half after their
-median (``median + patience * (median - first)``; a symmetric spread puts nearly every
-on-time arrival before that). Without stragglers every iteration waits for every partition
-and the method is L-BFGS with unit steps; a straggler's gradient enters the sum stale until
-it returns, and it never holds the others up.
+**Delay compensation.** A gradient computed at an older iterate ``x_p`` is carried to the
+current one by a first-order expansion (Zheng et al. 2017, delay-compensated ASGD):
+``g_p(x) ~ g_p(x_p) + H_p (x - x_p)``, where the Hessian-vector product is not modelled but
+measured: along every step the driver records the change of the average gradient per row
+of the partitions fresh at both ends (the same secant information as the curvature pairs;
+:class:`GradientPath`), and a partition of ``r`` rows is moved by ``r`` times that change
+summed over the steps since ``x_p``. Rows are dealt to the partitions at random (the
+default of :meth:`PartitionedData.from_arrays`), so a partition's Hessian is ``r`` times
+the average one up to sampling error: the stale error becomes second order (the sampling
+error times the distance, plus the curvature change), instead of the full gradient change.
 
-Safeguards, with their invariants:
+**Iterations.** An iteration at iterate ``x`` ends when every partition that is not a
+straggler has returned its result at ``x`` (and at least ``quorum`` of the rows, default
+one half, are fresh). Partitions of equal rows take equal expected times, so a partition
+whose typical task time (a moving average) is above ``patience`` (default 1.5) times the
+median partition's is a straggler: the driver does not wait for it, its compensated
+gradient enters the sum until it returns. A partition that is not a straggler is waited
+for up to ``patience`` times its typical time. Without stragglers every iteration waits
+for every partition and the method is L-BFGS with unit steps.
 
-* the aggregate is always the sum of each partition's latest result, each result replacing
-  its partition's previous one exactly once (recomputed exactly at every step);
-* sufficient decrease is checked one iteration late, on the partitions fresh at both
-  iterates (a subset of the data, and the exact penalty): a step that fails Armijo's test
-  is replaced by half of it from the previous iterate, and gives no curvature pair;
-* curvature pairs use only partitions fresh at both iterates and must satisfy
-  ``s'y > 0``; a direction that is not a descent direction for the aggregate restarts from
-  the gradient.
+**Safeguards, with their invariants.**
+
+* The aggregate is always the sum of each partition's latest result (recomputed at every
+  step); a result replaces its partition's previous one exactly once, in order of
+  versions.
+* Sufficient decrease is checked one iteration late, on the full objective: measured on
+  the partitions fresh at both iterates, estimated on the others from their gradients
+  carried to both iterates (the trapezoid rule, exact for a quadratic), the penalty exact.
+  A move that fails Armijo's test is replaced by half of it from the previous iterate.
+* Curvature pairs use only partitions fresh at both iterates and must satisfy ``s'y > 0``;
+  a direction that is not a descent direction for the aggregate restarts from the
+  gradient.
 
 Smooth problems only (penalty ``"none"`` or ``"l2"``).
 """
@@ -39,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from ..constraints import Interval, check
+from ..constraints import BOOLEAN, Interval, check
 from ..engine.barriers import Barrier
 from ..problem import RowStats
 from ..tasks import eval_kernel
@@ -47,27 +58,44 @@ from .base import RunContext, Solver, apply_update
 from .lbfgs import LbfgsState
 from .lbfgs_common import CurvatureMemory, LbfgsOptions, armijo, first_step
 
-__all__ = ["ALBFGS", "AlbfgsOptions", "PartitionGradients"]
+__all__ = ["ALBFGS", "AlbfgsOptions", "AlbfgsState", "GradientPath", "PartitionGradients",
+           "stragglers"]
+
+#: weight of a new task time in a partition's moving average
+TIME_EMA = 0.5
 
 
 @dataclass(frozen=True)
 class AlbfgsOptions(LbfgsOptions):
-    """``memory`` curvature pairs; a step needs a ``quorum`` fraction of the rows fresh,
-    and waits for the others until ``patience`` times the spread of the earlier arrivals
-    after their median."""
+    """``memory`` curvature pairs; a step needs a ``quorum`` fraction of the rows fresh;
+    a partition slower than ``patience`` times the median is a straggler (not waited
+    for), the others are waited for up to ``patience`` times their typical time;
+    ``compensate`` carries stale gradients to the current iterate."""
 
     quorum: float = 0.5
-    patience: float = 2.0
+    patience: float = 1.5
+    compensate: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check("quorum", self.quorum, Interval("real", 0, 1, closed="right"))
-        check("patience", self.patience, Interval("real", 0))
+        check("patience", self.patience, Interval("real", 1))
+        check("compensate", self.compensate, BOOLEAN)
+
+
+@dataclass(frozen=True)
+class AlbfgsState(LbfgsState):
+    """The curvature pairs, and what the run did: steps taken, steps retreated (halved
+    after the look-back test), and the fresh rows over all rows, summed over steps."""
+
+    steps: int = 0
+    retreats: int = 0
+    fresh_sum: float = 0.0
 
 
 class PartitionGradients:
-    """Each partition's latest loss and gradient sums and the model version they were
-    computed at, its losses at its last few versions, and the totals (cluster-free).
+    """Each partition's latest loss and gradient sums, the model version they were computed
+    at, its losses at its last few versions, and its typical task time (cluster-free).
 
     Examples
     --------
@@ -86,11 +114,13 @@ class PartitionGradients:
         self.grads = np.zeros((n_partitions, *shape))
         self.losses = np.zeros(n_partitions)
         self.versions = np.full(n_partitions, -1, dtype=np.int64)
+        self.times = np.full(n_partitions, np.nan)  #: typical task time (moving average)
         self._past: list[dict[int, float]] = [{} for _ in range(n_partitions)]
 
-    def store(self, p: int, version: int, loss: float, grad: np.ndarray) -> tuple:
-        """Replace partition ``p``'s entry by its result at ``version``; returns the
-        previous ``(version, gradient)`` (a copy)."""
+    def store(self, p: int, version: int, loss: float, grad: np.ndarray,
+              seconds: float = float("nan")) -> tuple:
+        """Replace partition ``p``'s entry by its result at ``version`` (a task of
+        ``seconds``); returns the previous ``(version, gradient)`` (a copy)."""
         if version <= self.versions[p]:
             raise ValueError(f"partition {p}: a result of version {version} after "
                              f"{self.versions[p]} (each result is stored once, in order)")
@@ -98,6 +128,9 @@ class PartitionGradients:
         self.grads[p] = grad
         self.losses[p] = loss
         self.versions[p] = version
+        if np.isfinite(seconds):
+            old = self.times[p]
+            self.times[p] = seconds if np.isnan(old) else old + TIME_EMA * (seconds - old)
         past = self._past[p]
         past[version] = float(loss)
         if len(past) > self.KEEP:
@@ -119,6 +152,68 @@ class PartitionGradients:
         return self.grads.sum(axis=0)
 
 
+def stragglers(times: np.ndarray, patience: float) -> set[int]:
+    """Partitions whose typical time is above ``patience`` times the median one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sorted(stragglers(np.array([1.0, 1.1, 0.9, 3.0]), 1.5))
+    [3]
+    """
+    known = np.isfinite(times)
+    if not known.any():
+        return set()
+    limit = patience * float(np.median(times[known]))
+    return {int(p) for p in np.flatnonzero(known & (times > limit))}
+
+
+class GradientPath:
+    """The measured change of the average gradient per row along the iterates, by model
+    version (``path[v]``: from the first iterate to version ``v``), to carry a stale
+    partition gradient to the current iterate (cluster-free).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> path = GradientPath((2,))
+    >>> path.start(0); path.extend(1, 0, np.array([1.0, 0.0]))
+    >>> path.extend(2, 1, np.array([0.0, 2.0]))
+    >>> path.shift(0, 2).tolist(), path.shift(1, 2).tolist()
+    ([1.0, 2.0], [0.0, 2.0])
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self._cum: dict[int, np.ndarray] = {}
+
+    def start(self, version: int) -> None:
+        self._cum[version] = np.zeros(self.shape)
+
+    def extend(self, version: int, base: int, change: np.ndarray) -> None:
+        """Version ``version`` is ``change`` (per row) away from version ``base``."""
+        self._cum[version] = self._cum[base] + change
+
+    def set(self, version: int, value: np.ndarray) -> None:
+        """The path at ``version``, measured."""
+        self._cum[version] = np.asarray(value, dtype=np.float64)
+
+    def has(self, version: int) -> bool:
+        return version in self._cum
+
+    def at(self, version: int) -> np.ndarray:
+        return self._cum[version]
+
+    def shift(self, old: int, new: int) -> np.ndarray:
+        """The change per row from version ``old`` to version ``new``."""
+        return self._cum[new] - self._cum[old]
+
+    def keep(self, versions: set[int]) -> None:
+        """Forget the versions no longer needed."""
+        for v in [v for v in self._cum if v not in versions]:
+            del self._cum[v]
+
+
 @dataclass(frozen=True)
 class _Move:
     """The last move: from the reference iterate ``x_ref`` (version ``v_ref``) by ``a``
@@ -132,26 +227,30 @@ class _Move:
 
 
 class _Iteration:
-    """The iteration in progress at iterate ``x`` (version ``version``): who is fresh, when
-    the quorum was reached, and the gradient change of the partitions fresh at both ``x``
-    and the reference iterate (for the curvature pair)."""
+    """The iteration in progress at iterate ``x`` (version ``version``): who is fresh, and
+    the estimate of the gradient path at ``x`` from the fresh partitions (each: the path
+    at its previous result's version plus its own gradient change per row since)."""
 
     def __init__(self, version: int, x: np.ndarray, ref_version: int) -> None:
         self.version, self.x, self.ref_version = version, x, ref_version
         self.started = time.perf_counter()
         self.fresh: set[int] = set()
         self.fresh_rows = 0
-        self.arrivals: list[float] = []  #: seconds from the start to each fresh result
-        self.quorum_at: float | None = None
-        self.pair_rows = 0
-        self.pair_dgrad: np.ndarray | float = 0.0
+        self.path_rows = 0
+        self.path_sum: np.ndarray | float = 0.0
+
+    def path(self) -> np.ndarray | None:
+        """The gradient path at ``x`` (average gradient change per row from the first
+        iterate), if a fresh partition measured it."""
+        return self.path_sum / self.path_rows if self.path_rows else None
 
 
 class ALBFGS(Solver):
-    """Asynchronous L-BFGS on aggregated partition gradients (see the module description).
+    """Asynchronous L-BFGS on aggregated, delay-compensated partition gradients (see the
+    module description).
 
-    Options: ``memory`` (10), ``quorum`` (0.5), ``patience`` (2); the step size is the
-    trial step (``"auto"``: 1).
+    Options: ``memory`` (10), ``quorum`` (0.5), ``patience`` (1.5), ``compensate``
+    (True); the step size is the trial step (``"auto"``: 1).
     """
 
     name = "albfgs"
@@ -160,7 +259,7 @@ class ALBFGS(Solver):
     default_schedule = "constant"
     penalties = ("none", "l2")
     Options = AlbfgsOptions
-    State = LbfgsState
+    State = AlbfgsState
 
     @classmethod
     def updates_per_epoch(cls, n_partitions: int, fraction: float) -> float:
@@ -171,109 +270,157 @@ class ALBFGS(Solver):
         return 1.0
 
     async def run(self, ctx: RunContext, theta: np.ndarray) -> np.ndarray:
-        engine, kw = ctx.engine, ctx.problem.kernel_kwargs
+        engine = ctx.engine
+        P = engine.n_partitions
         self._rows = np.diff(np.asarray(engine.data.offsets))
         self._seen = 0
-        table = PartitionGradients(engine.n_partitions, theta.shape)
+        self._submitted = np.zeros(P)
+        self._flying: dict[int, int] = {}  # partition -> version of its task in flight
+        table = PartitionGradients(P, theta.shape)
+        path = GradientPath(theta.shape)
         memory = CurvatureMemory(self.options.memory)
         memory.load(self.state.s, self.state.y)
         ctx.monitor.record(theta, force=True)
         it = _Iteration(engine.publish(theta), theta.copy(), -1)
-        await engine.asubmit(eval_kernel, None, kw)
+        path.start(it.version)
+        await self._submit(ctx, None)
         while not table.complete():  # the first iterate: every partition, once
-            await self._receive(ctx, table, it, await engine.anext_result())
+            await self._receive(ctx, table, path, it, await engine.anext_result())
         move: _Move | None = None
         while True:
-            move, x_new = self._advance(ctx, table, memory, it, move)
+            move, x_new = self._advance(ctx, table, path, memory, it, move)
             if apply_update(engine, ctx.monitor, x_new, self._seen, move.a):
                 break
             self._seen = 0
             it = _Iteration(engine.version, x_new.copy(), move.v_ref)
-            await engine.asubmit(eval_kernel, None, kw)  # the partitions waiting
-            await self._wait(ctx, table, it)
+            path.keep({*table.versions.tolist(), *self._flying.values(), it.version,
+                       move.v_ref})
+            await self._submit(ctx, None)  # the partitions waiting for a new iterate
+            await self._wait(ctx, table, path, it)
         await engine.acancel_in_flight()
         return x_new
 
-    async def _receive(self, ctx: RunContext, table: PartitionGradients, it: _Iteration,
-                       item: Any) -> None:
+    async def _submit(self, ctx: RunContext, partitions: list[int] | None) -> None:
+        tickets = await ctx.engine.asubmit(eval_kernel, partitions, ctx.problem.kernel_kwargs)
+        now = time.perf_counter()
+        for t in tickets:
+            self._submitted[t.partition] = now
+            self._flying[t.partition] = t.version
+
+    async def _receive(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
+                       it: _Iteration, item: Any) -> None:
         """Store one result; a partition that was behind gets the current iterate."""
         value, attrs = item
         p = attrs.partition
+        self._flying.pop(p, None)
+        seconds = time.perf_counter() - self._submitted[p]
         if attrs.dropped:  # staler than the barrier's tau: computed again on the newest
-            await ctx.engine.asubmit(eval_kernel, [p], ctx.problem.kernel_kwargs)
+            await self._submit(ctx, [p])
             return
-        before_version, before_grad = table.store(p, attrs.version, value[0], value[1])
+        before_version, before_grad = table.store(p, attrs.version, value[0], value[1],
+                                                  seconds)
         self._seen += int(value[2])
         if attrs.version != it.version:
-            await ctx.engine.asubmit(eval_kernel, [p], ctx.problem.kernel_kwargs)
+            await self._submit(ctx, [p])
             return
         it.fresh.add(p)
         it.fresh_rows += int(self._rows[p])
-        it.arrivals.append(time.perf_counter() - it.started)
-        if it.quorum_at is None and it.fresh_rows >= self.options.quorum * self._rows.sum():
-            it.quorum_at = time.perf_counter()
-        if before_version == it.ref_version:
-            it.pair_rows += int(self._rows[p])
-            it.pair_dgrad = it.pair_dgrad + (value[1] - before_grad)
+        if path.has(before_version):
+            rows = int(self._rows[p])
+            it.path_rows += rows
+            it.path_sum = it.path_sum + (rows * path.at(before_version) + value[1] - before_grad)
 
-    async def _wait(self, ctx: RunContext, table: PartitionGradients, it: _Iteration) -> None:
-        """Collect results until the iteration may end: all fresh, or a quorum fresh and
-        the others late."""
-        engine = ctx.engine
+    async def _wait(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
+                    it: _Iteration) -> None:
+        """Collect results until every partition that is not a straggler is fresh (and a
+        quorum of the rows), or one of them is late."""
+        engine, opts = ctx.engine, self.options
         while len(it.fresh) < engine.n_partitions:
+            slow = stragglers(table.times, opts.patience)
+            missing = [p for p in range(engine.n_partitions)
+                       if p not in it.fresh and p not in slow]
+            quorum = it.fresh_rows >= opts.quorum * self._rows.sum()
+            if quorum and not missing and not engine.batch_pending():
+                return
             timeout = None
-            if it.quorum_at is not None and not engine.batch_pending():
-                timeout = it.started + self._late(it.arrivals) - time.perf_counter()
-                if timeout <= 0:
-                    return
+            if quorum and not engine.batch_pending():
+                known = table.times[missing][np.isfinite(table.times[missing])]
+                if len(known):
+                    timeout = it.started + opts.patience * known.max() - time.perf_counter()
+                    if timeout <= 0:
+                        return
             item = await engine.anext_result(timeout)
             if item is None:
                 return
-            await self._receive(ctx, table, it, item)
+            await self._receive(ctx, table, path, it, item)
 
-    def _late(self, arrivals: list[float]) -> float:
-        """Seconds from the start after which a partition is late: the median arrival so
-        far plus ``patience`` times its distance to the first."""
-        ordered = sorted(arrivals)
-        median = ordered[(len(ordered) - 1) // 2]
-        return median + self.options.patience * (median - ordered[0])
-
-    def _look_back(self, ctx: RunContext, table: PartitionGradients, it: _Iteration,
-                   move: _Move) -> bool:
-        """Armijo's test of the last move on the partitions fresh at both ends (their
-        average loss, plus the exact penalty); ``True`` when no partition has both."""
-        problem = ctx.problem
-        rows = now = before = 0.0
-        for p in it.fresh:
+    def _look_back(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
+                   it: _Iteration, move: _Move) -> bool:
+        """Armijo's test of the last move on the full objective: its change is measured on
+        the partitions fresh at both ends, and estimated on the others from their
+        gradients carried to both ends (the trapezoid rule: exact for a quadratic), plus
+        the exact penalty."""
+        problem, P = ctx.problem, ctx.engine.n_partitions
+        step = it.x - move.x_ref
+        change = 0.0
+        for p in range(P):
             ref = table.loss_at(p, move.v_ref)
-            if ref is not None:
-                rows += self._rows[p]
-                now += table.losses[p]
-                before += ref
-        if rows == 0:
-            return True
-        f_now = now / rows + problem.penalty.value(problem.coef(it.x))
-        f_before = before / rows + problem.penalty.value(problem.coef(move.x_ref))
-        return armijo(f_now, f_before, move.a, move.slope)
+            if p in it.fresh and ref is not None:
+                change += table.losses[p] - ref
+                continue
+            v_p = int(table.versions[p])
+            if not (path.has(v_p) and path.has(move.v_ref)):
+                return True  # not measurable: accept (the next test will judge)
+            g_now = table.grads[p] + self._rows[p] * path.shift(v_p, it.version)
+            g_ref = table.grads[p] + self._rows[p] * path.shift(v_p, move.v_ref)
+            change += 0.5 * float(np.vdot(g_now + g_ref, step))
+        f_ref = table.loss() / problem.n + problem.penalty.value(problem.coef(move.x_ref))
+        f_now = f_ref + change / problem.n + (problem.penalty.value(problem.coef(it.x))
+                                              - problem.penalty.value(problem.coef(move.x_ref)))
+        return armijo(f_now, f_ref, move.a, move.slope)
 
-    def _advance(self, ctx: RunContext, table: PartitionGradients, memory: CurvatureMemory,
-                 it: _Iteration, move: _Move | None) -> tuple[_Move, np.ndarray]:
-        """End the iteration: test the last move (retreat to half of it if it fails), else
-        store its curvature pair and move along the new direction from ``it.x``."""
+    def _aggregate(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
+                   it: _Iteration) -> np.ndarray:
+        """The gradient at ``it.x``: the partitions' latest gradients, stale ones carried
+        to ``it.x`` along the measured path (with ``compensate``), plus the penalty's."""
+        total = table.gradient()
+        if self.options.compensate:
+            for p in np.flatnonzero(table.versions != it.version):
+                total += self._rows[p] * path.shift(int(table.versions[p]), it.version)
+        return total / ctx.problem.n + ctx.problem.smooth_gradient(it.x)
+
+    def _advance(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
+                 memory: CurvatureMemory, it: _Iteration,
+                 move: _Move | None) -> tuple[_Move, np.ndarray]:
+        """End the iteration: record the measured gradient change, test the last move
+        (retreat to half of it if it fails), else store its curvature pair and move along
+        the new direction from ``it.x``."""
         problem = ctx.problem
-        if move is not None and not self._look_back(ctx, table, it, move):
-            half = replace(move, a=0.5 * move.a)
-            return half, half.x_ref + half.a * half.d
-        if move is not None and it.pair_rows > 0:
-            y = it.pair_dgrad / it.pair_rows + (problem.smooth_gradient(it.x)
-                                                 - problem.smooth_gradient(move.x_ref))
-            memory.push(it.x - move.x_ref, y)
-            self.state = LbfgsState(*memory.arrays())
-        grad = table.gradient() / problem.n + problem.smooth_gradient(it.x)
+        fresh = it.fresh_rows / float(self._rows.sum())
+        measured = it.path()
+        if move is not None:
+            if measured is not None:
+                path.set(it.version, measured)
+            else:
+                path.extend(it.version, move.v_ref, 0.0)
+            if not self._look_back(ctx, table, path, it, move):
+                half = replace(move, a=0.5 * move.a)
+                self.state = replace(self.state, retreats=self.state.retreats + 1,
+                                     fresh_sum=self.state.fresh_sum + fresh)
+                return half, half.x_ref + half.a * half.d
+            if measured is not None:
+                y = path.shift(move.v_ref, it.version) + (problem.smooth_gradient(it.x)
+                                                           - problem.smooth_gradient(move.x_ref))
+                memory.push(it.x - move.x_ref, y)
+                s_arr, y_arr = memory.arrays()
+                self.state = replace(self.state, s=s_arr, y=y_arr)
+        grad = self._aggregate(ctx, table, path, it)
         d = memory.direction(grad)
         slope = float(np.vdot(grad, d))
         if not slope < 0:
             memory.reset()
             d, slope = -grad, -float(np.vdot(grad, grad))
         a = ctx.schedule(ctx.engine.clock) * (1.0 if len(memory) else first_step(grad))
+        self.state = replace(self.state, steps=self.state.steps + 1,
+                             fresh_sum=self.state.fresh_sum + fresh)
         return _Move(it.x, it.version, d, a, slope), it.x + a * d

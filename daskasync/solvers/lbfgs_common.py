@@ -113,5 +113,8 @@ def first_step(g: np.ndarray) -> float:
 
 
 def armijo(f_new: float, f_old: float, step: float, slope: float) -> bool:
-    """Sufficient decrease: ``f_new <= f_old + c1 * step * slope`` (``slope = g'd < 0``)."""
-    return f_new <= f_old + ARMIJO_C1 * step * slope
+    """Sufficient decrease: ``f_new <= f_old + c1 * step * slope`` (``slope = g'd < 0``),
+    up to the rounding of ``f`` itself (``8 eps |f_old|``): at the precision floor a step
+    that does not raise ``f`` is accepted rather than halved forever."""
+    slack = 8.0 * np.finfo(np.float64).eps * abs(f_old)
+    return f_new <= f_old + ARMIJO_C1 * step * slope + slack

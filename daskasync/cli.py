@@ -81,20 +81,27 @@ def _key_value(text: str) -> tuple[str, float]:
 def _bench(args: argparse.Namespace) -> int:
     from .bench.runner import run_benchmark
 
-    with cluster_client(args.scheduler, args.workers, args.threads) as client:
-        info = None if args.scheduler else {"workers": args.workers,
-                                            "threads_per_worker": args.threads}
-        run_benchmark(
-            client, data=args.data, synthetic=args.synthetic, n=args.n, d=args.d,
-            synthetic_params=dict(args.synthetic_param or []), partitions=args.partitions,
-            solvers=args.solvers, stragglers=args.stragglers,
-            straggler_c=args.straggler_c, straggler_form=args.straggler_form,
-            targets=args.targets, time_budget=args.time_budget, seeds=args.seeds,
-            repeats=args.repeats, lam=args.lam, loss=args.loss, tune=args.tune,
-            tune_seconds=args.tune_seconds, output=args.output, cache_dir=args.cache_dir,
-            overhead_updates=args.overhead_updates, workers_info=info,
-            **({"tune_grid": args.tune_grid} if args.tune_grid else {}),
-        )
+    kw = dict(
+        data=args.data, synthetic=args.synthetic, n=args.n, d=args.d,
+        synthetic_params=dict(args.synthetic_param or []), partitions=args.partitions,
+        solvers=args.solvers, stragglers=args.stragglers, straggler_c=args.straggler_c,
+        straggler_form=args.straggler_form, straggler_workers=args.straggler_workers,
+        targets=args.targets, time_budget=args.time_budget, seeds=args.seeds,
+        repeats=args.repeats, lam=args.lam, loss=args.loss, tune=args.tune,
+        tune_seconds=args.tune_seconds, output=args.output, cache_dir=args.cache_dir,
+        overhead_updates=args.overhead_updates,
+        **({"tune_grid": args.tune_grid} if args.tune_grid else {}),
+    )
+    if args.scheduler:
+        with cluster_client(args.scheduler, args.workers, args.threads) as client:
+            run_benchmark(client, **kw)
+        return 0
+    # a fresh LocalCluster for each launch
+    run_benchmark(
+        cluster_factory=lambda: cluster_client(None, args.workers, args.threads),
+        launches=args.launches,
+        workers_info={"workers": args.workers, "threads_per_worker": args.threads}, **kw,
+    )
     return 0
 
 
@@ -156,7 +163,7 @@ def _add_demo(sub: Any) -> None:
 
 def _add_bench(sub: Any) -> None:
     from .bench.peers import LOSSES, PEERS
-    from .bench.runner import CONSTRAINTS, SEED, TARGET, TUNE_MULTIPLE
+    from .bench.runner import CONSTRAINTS, SEED, TARGET, TUNE_MULTIPLE, WORKER_NAME
     from .constraints import Options, argparse_list_type
     from .data.checks import POSITIVE_INT
     from .datasets import SYNTHETIC_KINDS
@@ -191,6 +198,11 @@ def _add_bench(sub: Any) -> None:
     bench.add_argument("--straggler-form", default="partition",
                        help="inside daskasync's tasks, or on the workers (peers too)",
                        **_typed("--straggler-form", str, CONSTRAINTS["straggler_form"]))
+    bench.add_argument("--straggler-workers", metavar="NAME,...",
+                       type=argparse_list_type("--straggler-workers", str, WORKER_NAME),
+                       help="worker form: names of the straggling workers, comma separated "
+                       "(LocalCluster's are 0, 1, ...; default: the model's choice, workers "
+                       "ordered by name)")
     bench.add_argument("--targets", default=[1e-2, 1e-4],
                        type=argparse_list_type("--targets", float, TARGET),
                        help="relative suboptimalities, comma separated")
@@ -199,6 +211,10 @@ def _add_bench(sub: Any) -> None:
     bench.add_argument("--seeds", default=[0], type=argparse_list_type("--seeds", int, SEED),
                        help="comma separated")
     bench.add_argument("--repeats", default=1, **_typed("--repeats", int, CONSTRAINTS["repeats"]))
+    bench.add_argument("--launches", default=1,
+                       help="fresh LocalClusters to run every solver on, one after the other "
+                       "(medians over seeds x repeats x launches; not with --scheduler)",
+                       **_typed("--launches", int, CONSTRAINTS["launches"]))
     bench.add_argument("--lam", help="L2 strength (default 1/n)",
                        **_typed("--lam", float, CONSTRAINTS["lam"]))
     bench.add_argument("--loss", default="logistic", **_typed("--loss", str, [Options(*LOSSES)]))
@@ -226,7 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "bench" and args.scheduler and args.launches > 1:
+        parser.error(f"argument --launches: must be 1 with --scheduler (each launch starts a "
+                     f"fresh LocalCluster), got {args.launches}")
     return int(args.func(args))
 
 

@@ -159,6 +159,7 @@ def test_the_bench_command_on_an_existing_scheduler(client, tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "asgd" in printed and "sklearn-saga" in printed
+    assert "asgd vs best synchronous at 0.1: " in printed
     saved = json.loads((tmp_path / "o" / "results.json").read_text())
     assert saved["overhead"] is None and set(saved["solvers"]) == {"asgd", "sklearn-saga"}
 
@@ -204,3 +205,151 @@ def test_calibrate_task_time_measures_the_solvers_tasks(client):
             assert 0 < avg < 1.0, name
     finally:
         data.release()
+
+
+def _entry(times, length, kind="daskasync"):
+    return {"kind": kind, "time_to_target_s": times, "trace": [[0.0, 1.0], [length, 0.5]],
+            "runs": [{"wall_time_s": length}]}
+
+
+def test_ratios_to_the_best_synchronous_solver_name_it_and_bound_the_rest():
+    from daskasync.bench.compare import best_sync, ratios_to_best_sync
+
+    specs = [parse_solver(s) for s in ("sgd", "asgd", "saga", "asaga", "sklearn-saga")]
+    results = {
+        "sgd": _entry({"0.1": 4.0, "0.01": None, "0.001": None}, 10.0),
+        "saga": _entry({"0.1": 6.0, "0.01": None, "0.001": None}, 10.0),
+        "sklearn-saga": _entry({"0.1": 2.0, "0.01": 5.0, "0.001": None}, 8.0, "peer"),
+        "asgd": _entry({"0.1": 1.0, "0.01": None, "0.001": 2.0}, 10.0),
+        "asaga": _entry({"0.1": 0.5, "0.01": 2.5, "0.001": None}, 10.0),
+    }
+    targets = [0.1, 0.01, 0.001]
+    best = best_sync(specs, results, targets)
+    assert [best[str(t)]["solver"] for t in targets] == ["sklearn-saga", "sklearn-saga", None]
+    out = ratios_to_best_sync(specs, results, targets)
+    assert set(out) == {"asgd", "asaga"}
+    assert out["asgd"]["0.1"] == {"ratio": 2.0, "best_sync": "sklearn-saga"}
+    assert out["asaga"]["0.01"] == {"ratio": 2.0, "best_sync": "sklearn-saga"}
+    # only the async solver got there: at least the shortest sync run over its time
+    assert out["asgd"]["0.001"] == {"ratio": None, "best_sync": None, "lower_bound": 4.0}
+    # only the sync one did: at most its time over the async run's length
+    assert out["asgd"]["0.01"] == {"ratio": None, "best_sync": "sklearn-saga",
+                                   "upper_bound": 0.5}
+    assert out["asaga"]["0.001"] == {"ratio": None, "best_sync": None}
+    doc = {"targets": targets, "solvers": {}, "best_sync": best, "ratios_to_best_sync": out}
+    table = markdown_table(doc)
+    assert "| best synchronous solver | sklearn-saga (2.00 s) | sklearn-saga (5.00 s) | " \
+           "none reached |" in table
+    assert "| asgd (best sync time / its time) | 2.00x | < 0.50x | > 4.00x |" in table
+    assert ratios_to_best_sync([parse_solver("asgd")], {"asgd": results["asgd"]}, targets) == {}
+
+
+def test_pass_counting_leaves_out_the_passes_after_the_clock():
+    from daskasync.bench.clock import in_run_passes
+
+    ev = ([("eval", "r", n) for n in (3, 4)] + [("objective", "r", n) for n in (7, 8)]
+          + [("eval", "r", n) for n in (20, 21)] + [("objective", "r", n) for n in (22, 23)])
+    assert in_run_passes(ev, 2) == {"eval": 1, "objective": 1}
+    assert in_run_passes([("eval", "r", 5), ("eval", "r", 6)], 2) == {"eval": 0,
+                                                                      "objective": 0}
+
+
+def test_launch_and_cluster_arguments_are_refused_before_any_work(client, tmp_path):
+    base = dict(output=None, solvers=["asgd"], n=500, d=4, partitions=2, time_budget=0.2,
+                cache_dir=tmp_path / "c", overhead_updates=0, progress=False)
+    for kw, match in [
+        ({"launches": 2}, "^launches: 2 launches need a fresh cluster each: pass "
+                          "cluster_factory="),
+        ({"launches": 0}, "^launches: must be an int >= 1, got 0$"),
+        ({"straggler_workers": ["0"]}, "^straggler_workers: only with straggler_form='worker'"),
+        ({"straggler_workers": ["0"], "straggler_form": "worker"},
+         "^straggler_workers: only with .* got 'worker' and 'none'$"),
+        ({"straggler_workers": "0", "straggler_form": "worker", "stragglers": "intensity"},
+         "^straggler_workers: expected a list of names"),
+        ({"straggler_workers": ["0", "0"], "straggler_form": "worker",
+          "stragglers": "intensity"}, "named twice"),
+        ({"straggler_workers": ["7"], "straggler_form": "worker", "stragglers": "intensity"},
+         r"^straggler_workers: no worker named \['7'\]; the workers are named \['0', '1'\]$"),
+        ({"straggler_workers": ["0", "1"], "straggler_form": "worker", "stragglers": "cloud"},
+         r"^straggler_workers: the model has 1 straggling worker\(s\) \(indices \[0\]\)"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            run_benchmark(client, **{**base, **kw})
+    with pytest.raises(TypeError, match="^straggler_workers\\[0\\]: must be a worker name"):
+        run_benchmark(client, **{**base, "straggler_workers": [0], "straggler_form": "worker",
+                                 "stragglers": "intensity"})
+    with pytest.raises(TypeError, match="^cluster_factory: must be a callable or None"):
+        run_benchmark(cluster_factory="local", **base)
+    with pytest.raises(ValueError, match="^client, cluster_factory: give one of them"):
+        run_benchmark(**base)
+    with pytest.raises(ValueError, match="^client, cluster_factory: give one of them"):
+        run_benchmark(client, cluster_factory=lambda: None, **base)
+
+
+@pytest.mark.slow
+def test_fair_clock_best_sync_ratios_and_launches_end_to_end(tmp_path):
+    from daskasync.clusters import cluster_client
+
+    out = tmp_path / "out"
+    res = run_benchmark(
+        cluster_factory=lambda: cluster_client(None, 2, 1), launches=2, output=out,
+        synthetic="epsilon", n=2000, d=8, partitions=4,
+        solvers=["sgd", "asgd", "sklearn-lbfgs"], stragglers="intensity", straggler_c=0.5,
+        straggler_form="worker", straggler_workers=["1"], targets=[1e-1, 1e-3],
+        time_budget=0.5, lam=1e-3, cache_dir=tmp_path / "cache", overhead_updates=60,
+        progress=False,
+    )
+    saved = json.loads((out / "results.json").read_text())
+    assert saved == json.loads(json.dumps(res))
+    # launches: two clusters, every run kept, f* from the cache the second time
+    assert saved["launches"]["count"] == 2 and saved["launches"]["f_star_cached"][1] is True
+    assert len(set(saved["launches"]["schedulers"])) == 2
+    # the named worker straggles on both clusters
+    assert saved["launches"]["worker_indices"] == [{"1": 0, "0": 1}] * 2
+    assert saved["stragglers"]["straggler_workers"] == ["1"]
+    for name, r in saved["solvers"].items():
+        assert [run["launch"] for run in r["runs"]] == [0, 1], name
+        assert r["stopping_checks_requested"] is False and r["in_run_checks"] == 0, name
+        assert all(run["in_run_checks"] == 0 for run in r["runs"]), name
+    for run in saved["solvers"]["sgd"]["runs"] + saved["solvers"]["asgd"]["runs"]:
+        assert run["stop_reason"] == "time_budget" and run["in_run_passes"] == {
+            "eval": 0, "objective": 0}
+    # the best synchronous solver at each target, and the async solver against it
+    for t in ("0.1", "0.001"):
+        sync = {k: saved["solvers"][k]["time_to_target_s"][t] for k in ("sgd", "sklearn-lbfgs")}
+        reached = {k: v for k, v in sync.items() if v is not None}
+        best = min(reached, key=reached.get) if reached else None
+        assert saved["best_sync"][t]["solver"] == best
+        cell = saved["ratios_to_best_sync"]["asgd"][t]
+        assert cell["best_sync"] == best
+        t_async = saved["solvers"]["asgd"]["time_to_target_s"][t]
+        if best is not None and t_async:
+            assert cell["ratio"] == pytest.approx(reached[best] / t_async)
+    assert set(saved["ratios"]) == {"sgd / asgd"}
+    # what checks cost: the first synchronous daskasync solver, checked and not
+    fc = saved["fair_clock"]
+    assert fc["solver"] == "sgd" and 1 <= fc["updates"] <= 10
+    assert fc["checks_no_check"] == 0
+    assert fc["checks_with_tol"] == fc["updates"] - 1
+    assert fc["ratio"] == pytest.approx(fc["s_per_update_with_checks"]
+                                        / fc["s_per_update_no_check"])
+    o = saved["overhead"]
+    assert set(o) >= {"driver_updates_per_s", "like_for_like_per_s", "driver_ratio",
+                      "raw_as_completed_per_s", "launches"} and len(o["launches"]) == 2
+    table = (out / "results.md").read_text()
+    assert table == markdown_table(saved)
+    assert "| best synchronous solver |" in table and "driver_ratio" in table
+    assert "Medians over 2 cluster launches" in table
+
+
+def test_overhead_reports_the_like_for_like_loop(client):
+    from daskasync.bench.overhead import measure_overhead
+
+    o = measure_overhead(client, n_updates=60, n_partitions=2, repeats=1)
+    assert set(o) >= {"driver_updates_per_s", "like_for_like_per_s", "driver_ratio",
+                      "raw_as_completed_per_s", "raw_as_completed_no_fetch_per_s"}
+    assert o["driver_ratio"] == pytest.approx(o["driver_updates_per_s"]
+                                              / o["like_for_like_per_s"])
+    assert len(o["samples"]["like_for_like"]) == 1 and o["like_for_like_per_s"] > 0
+    with pytest.raises(ValueError, match="^repeats: must be an int >= 1, got 0$"):
+        measure_overhead(client, repeats=0)

@@ -87,6 +87,9 @@ def test_console_script_is_installed():
     (["bench", "--straggler-form", "nowhere"],
      "--straggler-form: must be one of 'partition', 'worker', got 'nowhere'"),
     (["demo", "--solvers", "sgd", "lbfgs"], "--solvers: must be one of 'sgd', 'asgd', got 'lbfgs'"),
+    (["bench", "--launches", "0"], "--launches: must be an int >= 1, got 0"),
+    (["bench", "--launches", "two"], "--launches: must be an int >= 1, got 'two'"),
+    (["bench", "--straggler-workers", ","], "--straggler-workers: give at least one value, got ','"),
 ])
 def test_bad_option_values_are_refused_by_the_parser(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
@@ -104,6 +107,19 @@ def test_good_option_values_are_parsed_and_typed():
     assert (args.time_budget, args.straggler_c, args.lam, args.tune_grid) == (2.5, 0.0, 1e-3,
                                                                              [1.0, 4.0])
     assert build_parser().parse_args(["demo"]).batch_fraction == 0.1  # defaults untouched
+    args = build_parser().parse_args(["bench", "--launches", "3", "--straggler-workers",
+                                      "w1, 0"])
+    assert (args.launches, args.straggler_workers) == (3, ["w1", "0"])
+    args = build_parser().parse_args(["bench"])
+    assert (args.launches, args.straggler_workers) == (1, None)
+
+
+def test_several_launches_need_a_local_cluster(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--scheduler", "tcp://127.0.0.1:1", "--launches", "2"])
+    assert info.value.code == 2
+    assert ("error: argument --launches: must be 1 with --scheduler (each launch starts a "
+            "fresh LocalCluster), got 2") in capsys.readouterr().err
 
 
 def test_bench_help_lists_the_registered_solvers_and_peers(capsys):
@@ -115,3 +131,20 @@ def test_bench_help_lists_the_registered_solvers_and_peers(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for name in [*SOLVERS, *PEERS]:
         assert name in out.replace("- ", "-")  # argparse may wrap after a hyphen
+
+
+@pytest.mark.slow
+def test_bench_launches_fresh_local_clusters(tmp_path, capsys):
+    rc = main(["bench", "--workers", "2", "--threads", "1", "--n", "800", "--d", "5",
+               "--partitions", "2", "--solvers", "sgd", "asgd", "--time-budget", "0.3",
+               "--targets", "0.1", "--overhead-updates", "0", "--launches", "2",
+               "--stragglers", "intensity", "--straggler-form", "worker",
+               "--straggler-workers", "1", "--cache-dir", str(tmp_path / "c"),
+               "--output", str(tmp_path / "o")])
+    assert rc == 0
+    assert "asgd vs best synchronous at 0.1: " in capsys.readouterr().out
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert saved["launches"]["count"] == 2 and len(set(saved["launches"]["schedulers"])) == 2
+    assert saved["launches"]["worker_indices"] == [{"1": 0, "0": 1}] * 2
+    assert saved["cluster"]["workers"] == 2 and saved["cluster"]["threads_per_worker"] == 1
+    assert [r["launch"] for r in saved["solvers"]["asgd"]["runs"]] == [0, 1]

@@ -11,13 +11,16 @@ import time
 import uuid
 
 import pytest
-from distributed import get_task_stream, get_worker, wait
+from distributed import Client, LocalCluster, get_task_stream, get_worker, wait
 
 from daskasync.bench.worker_stragglers import (
     StragglerThreadPoolExecutor,
+    assign_indices,
     slow_workers,
     straggler_stats,
     worker_indices,
+    worker_names,
+    worker_order,
 )
 from daskasync.stragglers import Cloud, DelayFunction, Intensity
 
@@ -49,7 +52,7 @@ def _compute_durations(task_stream, keys):
 
 
 def test_intensity_slows_worker_zero_only(client):
-    w0, w1 = sorted(client.nthreads())
+    w0, w1 = worker_order(client)
     assert worker_indices(client) == {w0: 0, w1: 1}
     with slow_workers(client, Intensity(c=1.0), name=NAME) as slow:
         assert slow.indices == {w0: 0, w1: 1} and slow.workers == [w0, w1]
@@ -87,7 +90,7 @@ def test_intensity_slows_worker_zero_only(client):
 
 
 def test_exit_restores_executors_and_speed(client):
-    w0, _ = sorted(client.nthreads())
+    w0, _ = worker_order(client)
     before = _executors(client)
     with slow_workers(client, Intensity(c=1.0), name=NAME) as slow:
         during = _executors(client)
@@ -108,7 +111,7 @@ def test_exit_restores_executors_and_speed(client):
 
 
 def test_exit_cuts_a_delay_in_progress_short(client):
-    w0, _ = sorted(client.nthreads())
+    w0, _ = worker_order(client)
     t0 = time.perf_counter()
     with slow_workers(client, Intensity(c=10.0), workers=[w0], name=NAME) as slow:
         [fut] = _submit(client, time.sleep, 0.1, worker=w0)  # then a 1 s delay
@@ -119,7 +122,7 @@ def test_exit_cuts_a_delay_in_progress_short(client):
 
 
 def test_cloud_delays_are_a_pure_function_of_index_count_and_time(client):
-    w0, w1 = sorted(client.nthreads())
+    w0, w1 = worker_order(client)
     # worker 0 a normal straggler (c in [1.5, 2.5)), worker 1 long-tail (c in [2.5, 10))
     model = Cloud(n_partitions=2, stride=1, tail_fraction=0.5, seed=3)
     assert (model.stragglers, model.long_tail) == ((0,), (1,))
@@ -139,7 +142,7 @@ def test_cloud_delays_are_a_pure_function_of_index_count_and_time(client):
 
 
 def test_tiny_tasks_get_tiny_delays(client):
-    w0, _ = sorted(client.nthreads())
+    w0, _ = worker_order(client)
     with slow_workers(client, Intensity(c=1.0), workers=[w0], name=NAME) as slow:
         futs = _submit(client, operator.add, 1, 2, worker=w0, n=40)
         assert client.gather(futs) == [3] * 40
@@ -151,7 +154,7 @@ def test_tiny_tasks_get_tiny_delays(client):
 
 
 def test_explicit_indices_and_plugin_only_on_chosen_workers(client):
-    w0, w1 = sorted(client.nthreads())
+    w0, w1 = worker_order(client)
     before = _executors(client)
     with slow_workers(client, Intensity(c=1.0), workers=[w1], indices={w1: 0, w0: 1},
                       name=NAME) as slow:
@@ -165,7 +168,7 @@ def test_explicit_indices_and_plugin_only_on_chosen_workers(client):
 
 
 def test_validation_registers_nothing(client):
-    w0, _ = sorted(client.nthreads())
+    w0, _ = worker_order(client)
     before = _executors(client)
     with pytest.raises(TypeError, match="^model: must be a daskasync.stragglers.Straggler, got"):
         slow_workers(client, lambda p, k, t: 0.0, name=NAME)
@@ -209,3 +212,49 @@ def test_executor_counts_model_errors_as_no_delay():
             ex.submit(operator.truediv, 1, 0).result()
         s = ex.stats()
     assert (s["tasks"], s["slowed"], s["errors"], s["delay_s"]) == (4, 0, 2, 0.0)
+
+
+def test_workers_are_ordered_by_name_not_address(process_cluster):
+    # dask worker --name: digits read as numbers (w2 before w10), whatever the ports
+    pc = process_cluster(1)  # w0
+    for name in ("w10", "w2"):
+        pc.add_worker(name)
+    with Client(pc.address, timeout="30s") as c:
+        c.wait_for_workers(3, timeout=60)
+        names = worker_names(c)
+        order = worker_order(c)
+        assert [names[a] for a in order] == ["w0", "w2", "w10"]
+        assert worker_indices(c) == {a: i for i, a in enumerate(order)}
+
+
+def _launch_and_slow(chosen=None):
+    """Start a LocalCluster, slow it down (worker 0 by name, or the ``chosen`` names), run
+    one task per worker; the names of the workers that were slowed."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, host="127.0.0.1") as cluster, \
+            Client(cluster) as c:
+        names = worker_names(c)
+        indices = (None if chosen is None else
+                   assign_indices(worker_order(c), names, [0], chosen))
+        with slow_workers(c, Intensity(c=0.5), indices=indices, name=NAME) as slow:
+            for w in names:
+                wait(_submit(c, time.sleep, 0.01, worker=w))
+            stats = slow.stats()
+        return sorted(names[a] for a, s in stats.items() if s["slowed"])
+
+
+def test_two_cluster_launches_slow_the_same_named_workers():
+    assert _launch_and_slow() == _launch_and_slow() == ["0"]
+    assert _launch_and_slow(["1"]) == _launch_and_slow(["1"]) == ["1"]
+
+
+def test_assign_indices_gives_the_named_workers_the_straggling_indices():
+    order = ["tcp://h:3", "tcp://h:1", "tcp://h:2", "tcp://h:9"]
+    names = {"tcp://h:3": "a", "tcp://h:1": "b", "tcp://h:2": "c", "tcp://h:9": None}
+    assert assign_indices(order, names, [0, 2], ["c", "a"]) == {
+        "tcp://h:2": 0, "tcp://h:3": 2, "tcp://h:1": 1, "tcp://h:9": 3}
+    for chosen, match in [(["a", "a"], "named twice"), (["z"], r"no worker named \['z'\]"),
+                          (["a"], "has 2 straggling worker"),
+                          (["tcp://h:9", "a"], "no worker named")]:
+        with pytest.raises(ValueError, match=f"^straggler_workers: .*{match}"):
+            assign_indices(order, names, [0, 2], chosen)

@@ -3,9 +3,12 @@ overhead, and the soak run.
 
 The straggler benchmark is :func:`~daskasync.bench.runner.run_benchmark` (``runner``) over
 ``specs`` (what runs: solver specs, settings, straggler models), ``problem`` (the data and
-``f*``), ``runs`` (one run of a solver), ``metrics`` (relative suboptimality, time to
-target), ``report`` (results.json, the table, the plot), ``peers`` (dask-glm, dask-ml and
-scikit-learn adapters) and ``worker_stragglers`` (stragglers on the workers' executors).
+``f*``), ``launch`` (every solver on one cluster), ``runs`` (one run of a solver),
+``clock`` (no objective check on a run's clock, counted; what checks cost), ``metrics``
+(relative suboptimality, time to target), ``compare`` (speed-ups: family pairs and the best
+synchronous solver), ``report`` (results.json, the tables, the plot), ``peers`` (dask-glm,
+dask-ml and scikit-learn adapters) and ``worker_stragglers`` (stragglers on the workers'
+executors, workers ordered by name).
 ``overhead``, ``scaling`` and ``soak`` are measurements of their own
 (``python -m daskasync.bench.<name>``).
 """

@@ -14,6 +14,7 @@ from ..data import PartitionedData
 from ..problem import relative_suboptimality
 from ..solvers import SOLVERS
 from ..stragglers import Straggler
+from .clock import in_run_passes
 from .peers import run_peer
 from .specs import BenchSolver
 
@@ -41,24 +42,33 @@ def calibrate_task_time(
 
 def run_daskasync(
     data: PartitionedData, spec: BenchSolver, *, lam: float, loss: str, f_star: float,
-    budget: float, target: float | None, seed: int, straggler: Straggler | None,
-    step_size: float | None = None, avg_task_time: float | None = None,
+    budget: float, seed: int, straggler: Straggler | None, step_size: float | None = None,
+    avg_task_time: float | None = None, counter: Any = None,
 ) -> dict[str, Any]:
-    """One timed run of a daskasync solver until ``target`` (relative suboptimality) or
-    ``budget`` seconds: its trace ``[[t, rel. subopt.], ...]`` and what it did."""
+    """One timed run of a daskasync solver for ``budget`` seconds: its trace
+    ``[[t, rel. subopt.], ...]`` and what it did.
+
+    The run stops on its time budget only (no ``tol``, ``gtol`` or ``target_objective``:
+    the monitor launches no check); the model is recorded every ``budget / 200`` seconds
+    (and at the solver's default records), and the objectives of these snapshots are
+    evaluated after the run, off the clock, so a time to target is the time of the first
+    snapshot at or below it. ``in_run_checks`` counts the full-data passes that ran
+    inside the clock all the same (a solver's own, e.g. SAGA's ``combine="search"``;
+    :func:`~daskasync.bench.clock.in_run_passes`), ``None`` without a ``counter``
+    (:func:`~daskasync.bench.clock.count_passes`)."""
     opts = dict(spec.options)
     if step_size is not None:
         opts["step_size"] = step_size
     if straggler is not None and avg_task_time is not None:
         opts["avg_task_time"] = avg_task_time
+    if counter is not None:
+        counter.take()
     res = minimize(
         data, solver=spec.name, loss=loss, penalty="l2", lam=lam, time_budget=budget,
-        record_interval=max(budget / 200.0, 0.05), seed=seed,
-        stragglers=straggler, target_objective=(
-            None if target is None else f_star + target * abs(f_star)
-        ),
-        **opts,
+        record_interval=budget / 200.0, record_objective=True, seed=seed,
+        stragglers=straggler, **opts,
     )
+    passes = in_run_passes(counter.take(), data.n_partitions) if counter is not None else None
     # the history ends with a record of the final model
     trace = [[r.time, relative_suboptimality(r.objective, f_star)] for r in res.history]
     return {
@@ -71,6 +81,9 @@ def run_daskasync(
         "epochs": float(res.epochs),
         "stop_reason": res.stop_reason,
         "wall_time_s": float(res.wall_time),
+        "stopping_checks_requested": False,
+        "in_run_checks": None if passes is None else passes["eval"] + passes["objective"],
+        "in_run_passes": passes,
     }
 
 
@@ -96,6 +109,9 @@ def run_peer_solver(
         "stop_reason": run.info.get("stopped"),
         "wall_time_s": float(run.times[-1]) if run.times else 0.0,
         "trace_method": run.info.get("trace"),
+        # the peers evaluate their objective between restarts or passes, clock stopped
+        "stopping_checks_requested": False,
+        "in_run_checks": 0,
     }
 
 
@@ -107,7 +123,7 @@ def tune_step(
     """Run ``spec`` for ``seconds`` with each multiple of its default step; keep the best
     final objective (diverging candidates lose)."""
     base = run_daskasync(data, spec, lam=lam, loss=loss, f_star=f_star, budget=seconds,
-                         target=None, seed=seed, straggler=straggler,
+                         seed=seed, straggler=straggler,
                          avg_task_time=avg_task_time)
     default = base["step_size"]
     tried: list[dict[str, Any]] = []
@@ -118,7 +134,7 @@ def tune_step(
             try:
                 out = run_daskasync(
                     data, spec, lam=lam, loss=loss, f_star=f_star, budget=seconds,
-                    target=None, seed=seed, straggler=straggler, step_size=default * mult,
+                    seed=seed, straggler=straggler, step_size=default * mult,
                     avg_task_time=avg_task_time,
                 )
             except FloatingPointError:

@@ -29,6 +29,7 @@ __all__ = [
     "SYNC_ASYNC_PAIRS",
     "parse_solver",
     "straggler_model",
+    "straggling_units",
 ]
 
 #: ``minimize`` options a solver spec may set, e.g. ``asaga[barrier=bounded,tau=8]``
@@ -92,6 +93,11 @@ class BenchSettings:
     tune: bool
     tune_seconds: float
     tune_grid: Sequence[float]
+    #: names of the workers that straggle (worker form), or ``None``: the model's choice by
+    #: index, the workers ordered by name
+    straggler_workers: tuple[str, ...] | None = None
+    #: clusters started one after the other, each running every solver
+    launches: int = 1
 
     @property
     def task_stragglers(self) -> Straggler | None:
@@ -157,11 +163,13 @@ def parse_solver(spec: str) -> BenchSolver:
 
 
 def straggler_model(
-    model: str, *, form: str, n_units: int, c: float = 1.0, seed: int = 0
+    model: str, *, form: str, n_units: int, c: float = 1.0, seed: int = 0,
+    n_straggling: int | None = None,
 ) -> Straggler:
     """The delay model over ``n_units`` partitions (``form="partition"``) or workers
     (``form="worker"``): ``"none"``, ``"intensity"`` (unit 0 sleeps ``c`` times its task
-    time) or ``"cloud"`` (ASYNC's long tail: 25% of the units straggle).
+    time; units ``0 .. n_straggling - 1`` when given) or ``"cloud"`` (ASYNC's long tail:
+    25% of the units straggle).
 
     Examples
     --------
@@ -175,5 +183,26 @@ def straggler_model(
     if model == "none":
         return NoStragglers(seed=seed)
     if model == "intensity":
-        return Intensity(c=float(c), seed=seed)
+        k = 1 if n_straggling is None else int(check("n_straggling", n_straggling,
+                                                      Interval("int", 1)))
+        return Intensity(c=float(c), partitions=tuple(range(k)), seed=seed)
     return Cloud(n_partitions=n_units, seed=seed)
+
+
+def straggling_units(model: Straggler) -> tuple[int, ...]:
+    """The units (partitions or worker indices) that ``model`` slows: an intensity model's
+    partitions, a cloud's stragglers then its long tail, none otherwise.
+
+    Examples
+    --------
+    >>> straggling_units(straggler_model("cloud", form="worker", n_units=8))
+    (0, 4)
+    >>> straggling_units(straggler_model("intensity", form="worker", n_units=3,
+    ...                                  n_straggling=2))
+    (0, 1)
+    """
+    if isinstance(model, Intensity):
+        return tuple(model.partitions)
+    if isinstance(model, Cloud):
+        return tuple(model.stragglers) + tuple(model.long_tail)
+    return ()

@@ -47,22 +47,24 @@ Caveats
   would be counted.
 - Only thread pools are wrapped (``setup`` raises ``TypeError`` otherwise).
 
-Worker index: the position of the worker's address in the sorted list of the addresses of all
-workers connected at registration time (:func:`worker_indices`), unless an explicit mapping is
-passed (addresses sort as strings; with random ports which worker is index 0 changes between
-cluster launches, so pass e.g. ``{addr: int(name)}`` built from ``client.scheduler_info()`` for a
-name-based order). Workers that join later (or restart under a new address) get the plugin from the
-scheduler too, but it does nothing on them.
+Worker index: the position of the worker in the order of the names of all workers connected
+at registration time (:func:`worker_indices`: LocalCluster's ``0, 1, ...`` or ``dask worker
+--name``; unnamed workers last, by address), so that two launches of the same cluster slow
+the same workers whatever ports they got, unless an explicit mapping is passed
+(:func:`assign_indices` gives chosen workers, by name, the model's straggling indices).
+Workers that join later (or restart under a new address) get the plugin from the scheduler
+too, but it does nothing on them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
 
@@ -75,9 +77,12 @@ __all__ = [
     "StragglerPlugin",
     "StragglerThreadPoolExecutor",
     "WorkerStragglers",
+    "assign_indices",
     "slow_workers",
     "straggler_stats",
     "worker_indices",
+    "worker_names",
+    "worker_order",
 ]
 
 logger = logging.getLogger(__name__)
@@ -326,8 +331,36 @@ def straggler_stats(
     return {addr: s for addr, s in sorted(out.items()) if s is not None}
 
 
+def _natural(text: str) -> tuple:
+    """Sort key reading the digits of ``text`` as numbers (``w2`` before ``w10``)."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+                 for t in re.split(r"(\d+)", text) if t)
+
+
+def worker_names(client: Client) -> dict[str, str | None]:
+    """Address -> name (as a string) of the workers connected now; ``None`` for an
+    unnamed worker (one whose name is its address, distributed's default)."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    out: dict[str, str | None] = {}
+    for addr, w in info.items():
+        name = w.get("name")
+        out[addr] = None if name is None or str(name) == addr else str(name)
+    return out
+
+
+def worker_order(client: Client) -> list[str]:
+    """Addresses of the workers connected now, ordered by name (digits as numbers:
+    LocalCluster's ``0, 1, ..., 10``, ``dask worker --name w2`` before ``w10``), the
+    unnamed ones last, by address. Two launches of the same cluster with the same names
+    give the same order, whatever ports the workers got."""
+    names = worker_names(client)
+    return sorted(names, key=lambda a: (0, _natural(names[a]), a) if names[a] is not None
+                  else (1, (), a))
+
+
 def worker_indices(client: Client) -> dict[str, int]:
-    """Address -> index: the position in the sorted addresses of the workers connected now.
+    """Address -> index: the position in :func:`worker_order` (by name) of the workers
+    connected now.
 
     Examples
     --------
@@ -337,7 +370,44 @@ def worker_indices(client: Client) -> dict[str, int]:
     ...         list(worker_indices(client).values())
     [0]
     """
-    return {addr: i for i, addr in enumerate(sorted(client.nthreads()))}
+    return {addr: i for i, addr in enumerate(worker_order(client))}
+
+
+def assign_indices(
+    order: Sequence[str], names: Mapping[str, str | None], straggling: Sequence[int],
+    chosen: Sequence[str],
+) -> dict[str, int]:
+    """Address -> index such that the workers named in ``chosen`` get the model's
+    straggling indices ``straggling``, in order, and the other workers the remaining
+    indices in ``order``.
+
+    Raises
+    ------
+    ValueError
+        A name twice, an unknown name, or not as many names as straggling indices.
+
+    Examples
+    --------
+    >>> order = ["tcp://a:1", "tcp://b:2", "tcp://c:3"]
+    >>> names = {"tcp://a:1": "0", "tcp://b:2": "1", "tcp://c:3": "2"}
+    >>> assign_indices(order, names, [0], ["2"])
+    {'tcp://c:3': 0, 'tcp://a:1': 1, 'tcp://b:2': 2}
+    """
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"straggler_workers: a worker named twice in {list(chosen)}")
+    by_name = {n: a for a, n in names.items() if n is not None}
+    unknown = [n for n in chosen if n not in by_name]
+    if unknown:
+        raise ValueError(f"straggler_workers: no worker named {unknown}; the workers are "
+                         f"named {sorted(by_name, key=_natural)}")
+    if len(chosen) != len(straggling):
+        raise ValueError(f"straggler_workers: the model has {len(straggling)} straggling "
+                         f"worker(s) (indices {list(straggling)}); name as many, got "
+                         f"{list(chosen)}")
+    out = {by_name[n]: int(i) for n, i in zip(chosen, straggling, strict=True)}
+    rest = iter(i for i in range(len(order)) if i not in set(straggling))
+    out.update({a: next(rest) for a in order if a not in out})
+    return out
 
 
 def _plugin_registered(name: str, dask_scheduler: Any = None) -> bool:
@@ -439,8 +509,8 @@ def slow_workers(
     name : str
         Plugin name; must not be registered already.
     indices : Mapping[str, int], optional
-        Address -> worker index; default :func:`worker_indices` (sorted addresses of all
-        workers now). Must cover ``workers``.
+        Address -> worker index; default :func:`worker_indices` (all workers now, by
+        name). Must cover ``workers``.
     count_as_compute : bool
         Report the delay to the scheduler as part of the task's compute time.
 

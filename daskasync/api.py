@@ -29,7 +29,7 @@ __all__ = ["minimize"]
 def minimize(
     data: Any,
     *,
-    solver: str = "asgd",
+    solver: str = "auto",
     loss: str | Loss = "logistic",
     penalty: str | Penalty | None = "l2",
     lam: float | None = None,
@@ -80,11 +80,15 @@ def minimize(
     ----------
     data : PartitionedData
         Row blocks on the workers (see :class:`daskasync.PartitionedData`).
-    solver : {"sgd", "asgd", "saga", "asaga"}
-        ``"sgd"``: synchronous mini-batch SGD (a gather barrier per round);
-        ``"asgd"``: asynchronous SGD, each result applied as it arrives;
-        ``"saga"`` / ``"asaga"``: SAGA with the gradient history, synchronous rounds or
-        asynchronous (any barrier, ``tau``).
+    solver : {"auto", "albfgs", "lbfgs", "asaga", "saga", "asgd", "sgd"} or a registered name
+        ``"auto"`` (default): ``"albfgs"`` for a smooth penalty, ``"asaga"`` with an L1 part
+        (:func:`daskasync.solvers.registry.choose_solver`).
+        ``"albfgs"``: asynchronous L-BFGS on the partitions' aggregated, delay-compensated
+        gradients (never waits for a straggler); ``"lbfgs"``: synchronous L-BFGS (a
+        gather barrier per iteration);
+        ``"asaga"`` / ``"saga"``: SAGA with the gradient history, asynchronous (any
+        barrier, ``tau``) or synchronous rounds; the only ones for L1 and elastic net;
+        ``"asgd"`` / ``"sgd"``: asynchronous or synchronous mini-batch SGD (ASYNC's).
     loss : {"logistic", "squared", "multinomial"} or Loss
         Logistic needs labels in {-1, +1}; multinomial class indices 0..K-1.
     penalty : {"l2", "l1", "elasticnet", "none"} or Penalty
@@ -105,8 +109,10 @@ def minimize(
         ``"invsqrt"`` (default for SGD/ASGD): ``gamma / sqrt(t + 1)`` with ``t`` the number of
         synchronous-round equivalents (``k`` for SGD, ``k / P`` for ASGD, as in ASYNC);
         ``"constant"`` is SAGA's default. A callable gets ``t`` and returns the step.
-    batch_fraction : float
-        Fraction ``b`` of each partition's rows sampled by a task (on the worker, seeded).
+    batch_fraction : float, optional
+        Fraction ``b`` of each partition's rows sampled by a task (on the worker, seeded);
+        default the solver's (whole partitions, 0.1 for the SGD solvers; the L-BFGS
+        solvers always take whole partitions).
     max_updates, max_epochs, time_budget, tol, gtol, check_every, target_objective
         Stopping criteria (see :class:`daskasync.StopCriteria`); default ``max_epochs=10``
         when none is given.
@@ -163,6 +169,10 @@ def minimize(
         ``"average"``. ASAGA weighs each change ``1 / P`` by default; ``"adaptive"``
         scales that by ``eta`` in ``[1, P]`` adapted from the objective checks run
         alongside (a bold-driver rule, :class:`daskasync.solvers.asaga.BoldDriver`).
+    solver_options : dict, optional
+        The solver's own options by name (each solver documents them), e.g.
+        ``{"memory": 20}`` for the L-BFGS solvers, ``{"quorum": 0.7, "patience": 2.0}``
+        for ``"albfgs"``; an unknown name is refused.
     init : RunState, optional
         Continue a run from its state (``result.state`` or :meth:`RunState.load`): model,
         history, clock and task counters, step size. The data and settings must be the
@@ -196,9 +206,9 @@ def minimize(
     >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
     >>> with cluster, Client(cluster):
     ...     data = daskasync.PartitionedData.synthetic("epsilon", n=4000, d=20, n_partitions=4)
-    ...     res = daskasync.minimize(data, solver="asgd", max_epochs=2)
-    >>> res.updates > 0 and res.objective < 0.6931
-    True
+    ...     res = daskasync.minimize(data, max_epochs=20)
+    >>> res.solver, res.updates > 0 and res.objective < 0.6931
+    ('albfgs', True)
     """
     args = dict(locals())
     data = args.pop("data")

@@ -25,11 +25,11 @@ from .penalties import make_penalty
 from .problem import Problem
 from .schedules import make_schedule
 from .solvers.base import Solver
-from .solvers.registry import get_solver
+from .solvers.registry import AUTO, choose_solver, get_solver
 from .state import RunState
 from .stragglers import Straggler, make_straggler
 
-__all__ = ["RunConfig", "make_config", "CONSTRAINTS"]
+__all__ = ["CONSTRAINTS", "RunConfig", "check_support", "make_config"]
 
 _POSITIVE = Interval("real", 0, closed="neither")
 _POSITIVE_INT = Interval("int", 1)
@@ -104,9 +104,12 @@ def make_config(data: Any, args: Mapping[str, Any]) -> RunConfig:
     if data.client.status in ("closed", "closing"):
         raise ValueError("client: the distributed Client is closed")
     check_all(args, CONSTRAINTS)
-    solver = get_solver(args["solver"])
+    name = args["solver"]
+    if name != AUTO:
+        get_solver(name)  # an unknown name is refused before anything else
     problem = _problem(data, args)
-    _check_support(solver, problem)
+    solver = get_solver(choose_solver(problem.penalty.has_prox) if name == AUTO else name)
+    check_support(solver, problem)
     given = {k: args[k] for k in _SOLVER_OPTIONS}
     given.update(args["solver_options"] or {})
     options = solver.make_options(problem, data.n_partitions, **given)
@@ -198,7 +201,7 @@ def _start(data: Any, problem: Problem, solver: type[Solver], args: Mapping[str,
     return theta, history
 
 
-def _check_support(solver: type[Solver], problem: Problem) -> None:
+def check_support(solver: type[Solver], problem: Problem) -> None:
     """The solver supports the problem's loss and penalty (as its class states)."""
     loss = problem.loss.name
     if loss in LOSSES and loss not in solver.losses:

@@ -118,6 +118,9 @@ class Monitor:
         # a bar or a callback wants objectives during the run: check the full objective
         # once per epoch, alongside the run, as tolerances do
         self.watch = progress is not None or callback is not None
+        #: set by a solver that evaluates its own iterates (:meth:`judge`): the monitor then
+        #: runs no check passes of its own
+        self.self_judged = False
         self._last_record_t = -math.inf
         self._times: list[float] = []
         self._updates: list[int] = []
@@ -220,7 +223,7 @@ class Monitor:
         elif (
             s.tol is not None or s.gtol is not None or s.target_objective is not None
             or self.watch
-        ) and self.engine is not None and exact is None:
+        ) and self.engine is not None and exact is None and not self.self_judged:
             self._maybe_check(theta)
         if self.progress is not None:
             ms = self.engine.coordinator.mean_recent_staleness if self.engine else 0.0
@@ -252,16 +255,26 @@ class Monitor:
                 self.engine.aevaluate(self._pending_theta, **self.problem.kernel_kwargs)
             )
 
+    def judge(self, theta: np.ndarray, loss_sum: float, grad_sum: Any, *,
+              exact: bool) -> str | None:
+        """A solver's own evaluation of the current model (after update ``updates``):
+        the stopping criteria apply to it at once; an ``exact`` one is also the record's
+        objective (an estimate is not recorded: records are evaluated after the run)."""
+        self._judge(theta.copy(), loss_sum, grad_sum, self.updates if exact else None)
+        return self.stop_reason
+
     def _finish_check(self) -> None:
         fut, self._pending = self._pending, None
         assert fut is not None and self._pending_theta is not None
         loss_sum, grad_sum, _ = fut.result()
         self._judge(self._pending_theta, loss_sum, grad_sum, self._pending_idx)
 
-    def _judge(self, theta: np.ndarray, loss_sum: float, grad_sum: Any, idx: int) -> None:
+    def _judge(self, theta: np.ndarray, loss_sum: float, grad_sum: Any,
+               idx: int | None) -> None:
         """A full evaluation at ``theta`` (update ``idx``): record it, apply the criteria."""
         f = self.problem.objective(loss_sum, theta)
-        self._known_obj[idx] = f
+        if idx is not None:
+            self._known_obj[idx] = f
         self.checked.append(f)
         if self.best_checked is None or f < self.best_checked[0]:
             self.best_checked = (f, theta)

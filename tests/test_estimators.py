@@ -219,7 +219,7 @@ def test_progress_bar_and_errors(client, cancer):
     err = io.StringIO()
     with redirect_stderr(err):
         da.LogisticRegression(max_iter=3, tol=None, verbose=1).fit(X, y)
-    assert "saga" in err.getvalue() and "epoch=" in err.getvalue()
+    assert "albfgs" in err.getvalue() and "epoch=" in err.getvalue()  # the default solver
     quiet = io.StringIO()
     with redirect_stderr(quiet):
         da.LogisticRegression(max_iter=3, tol=None).fit(X, y)

@@ -18,6 +18,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..api import minimize
+from ..config import check_support
 from ..constraints import BOOLEAN, Instance, Interval, Options, check_all
 from ..data import PartitionedData
 from ..engine.barriers import Barrier
@@ -25,7 +26,7 @@ from ..losses import get_loss
 from ..penalties import make_penalty
 from ..problem import Problem
 from ..result import FitResult, Record
-from ..solvers.registry import SOLVERS, get_solver
+from ..solvers.registry import AUTO, SOLVERS, choose_solver, get_solver
 from ..state import RunState
 from .inputs import ClusterData, cluster_input, dask_to_array, is_dask
 
@@ -67,7 +68,7 @@ class LinearModel(BaseEstimator):
         C: float = 1.0,
         l1_ratio: float = 0.5,
         fit_intercept: bool = True,
-        solver: str = "saga",
+        solver: str = "auto",
         max_iter: int = 100,
         tol: float | None = 1e-4,
         random_state: int | np.random.RandomState | None = None,
@@ -102,14 +103,25 @@ class LinearModel(BaseEstimator):
     # -- parameters ------------------------------------------------------------------------
     def _check_params(self) -> None:
         check_all(self.get_params(deep=False), _PARAMETER_CONSTRAINTS)
-        get_solver(self.solver)
+        if self.solver != AUTO:
+            get_solver(self.solver)
+
+    def _penalty(self, n: int) -> Any:
+        return make_penalty("none" if self.penalty in (None, "none") else self.penalty,
+                            self._lam(n), self.l1_ratio)
+
+    def _solver_class(self) -> Any:
+        """The solver a fit runs (``"auto"``: :func:`~daskasync.solvers.registry.choose_solver`)."""
+        if self.solver == AUTO:
+            return SOLVERS[choose_solver(self._penalty(1).has_prox)]
+        return SOLVERS[self.solver]
 
     def _check_solver_options(self, loss: str, n: int, d: int, n_outputs: int) -> None:
         """The solver's own checks of its options, on the problem's shape (no data)."""
-        solver = SOLVERS[self.solver]
-        penalty = make_penalty("none" if self.penalty in (None, "none") else self.penalty,
-                               self._lam(n), self.l1_ratio)
+        solver = self._solver_class()
+        penalty = self._penalty(n)
         problem = Problem(get_loss(loss), penalty, bool(self.fit_intercept), n, d, n_outputs)
+        check_support(solver, problem)
         solver.make_options(problem, 1, **self._solver_options())
 
     def _solver_options(self) -> dict[str, Any]:
@@ -117,7 +129,7 @@ class LinearModel(BaseEstimator):
 
     def _fraction(self) -> float:
         if self.batch_fraction == "auto":
-            return 1.0 if SOLVERS[self.solver].history else 0.1
+            return self._solver_class().default_fraction
         return self.batch_fraction
 
     def _seed(self) -> int:

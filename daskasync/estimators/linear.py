@@ -34,9 +34,11 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         Elastic-net mixing (``penalty="elasticnet"``).
     fit_intercept : bool, default True
         Fit an unpenalized intercept.
-    solver : {"saga", "asaga", "sgd", "asgd"}, default "saga"
-        Synchronous rounds (``saga``, ``sgd``) or asynchronous updates (``asaga``,
-        ``asgd``) over the partitions.
+    solver : str, default "auto"
+        A registered solver (:data:`daskasync.SOLVERS`): ``"auto"`` runs asynchronous
+        L-BFGS (``"albfgs"``) for L2 or no penalty and asynchronous SAGA (``"asaga"``)
+        with an L1 part; their synchronous counterparts are ``"lbfgs"`` and ``"saga"``
+        (see :func:`daskasync.minimize`).
     max_iter : int, default 100
         Epochs (passes over the data) at most.
     tol : float or None, default 1e-4
@@ -44,7 +46,8 @@ class LogisticRegression(ClassifierMixin, LinearModel):
     random_state : int, RandomState or None
         Seeds the row shuffle and the tasks' sampling.
     batch_fraction : float or "auto"
-        Fraction of a partition's rows each task samples ("auto": 1 for SAGA, 0.1 for SGD).
+        Fraction of a partition's rows each task samples ("auto": the solver's default,
+        whole partitions except 0.1 for SGD).
     barrier : str, Barrier or callable, optional
         Barrier of the asynchronous solvers ("async", "quorum", "bounded", "ssp", ...).
     tau : int, optional
@@ -56,8 +59,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
     combine : {"search", "average", "adaptive"} or float, optional
         How SAGA combines the partitions' passes (see :func:`daskasync.minimize`).
     momentum : float, default 0
-        Heavy-ball momentum of the SAGA solvers (see :func:`daskasync.minimize`); e.g. 0.8
-        for ``solver="saga"`` on ill-conditioned problems (small ``alpha`` or large ``C``).
+        Heavy-ball momentum of the SAGA solvers (see :func:`daskasync.minimize`).
     client : distributed.Client, optional
         Default: the current client; without one, a ``LocalCluster`` is started for each
         fit and closed afterwards.

@@ -20,11 +20,12 @@ error times the distance, plus the curvature change), instead of the full gradie
 **Iterations.** An iteration at iterate ``x`` ends when every partition that is not a
 straggler has returned its result at ``x`` (and at least ``quorum`` of the rows, default
 one half, are fresh). Partitions of equal rows take equal expected times, so a partition
-whose typical task time (a moving average) is above ``patience`` (default 1.5) times the
-median partition's is a straggler: the driver does not wait for it, its compensated
-gradient enters the sum until it returns. A partition that is not a straggler is waited
-for up to ``patience`` times its typical time. Without stragglers every iteration waits
-for every partition and the method is L-BFGS with unit steps.
+whose typical task time (the median of its last three) is above ``patience`` (default
+1.5) times the median partition's, and more than scheduling noise above it, is a
+straggler: the driver does not wait for it, and its compensated gradient enters the sum
+until it returns. Every other partition is waited for, as a synchronous solver would, so
+without stragglers every iteration waits for every partition, the iterates do not depend
+on timing, and the method is L-BFGS with unit steps.
 
 **Safeguards, with their invariants.**
 
@@ -59,18 +60,22 @@ from .lbfgs import LbfgsState
 from .lbfgs_common import CurvatureMemory, LbfgsOptions, armijo, first_step
 
 __all__ = ["ALBFGS", "AlbfgsOptions", "AlbfgsState", "GradientPath", "PartitionGradients",
-           "stragglers"]
+           "late_after", "stragglers"]
 
-#: weight of a new task time in a partition's moving average
-TIME_EMA = 0.5
+#: task times per partition whose median is its typical time (one slow task is not enough
+#: to make a straggler; two of the last three are)
+TIME_WINDOW = 3
+#: seconds of difference between task times below which they are noise, not a straggler:
+#: a thread switch, a garbage collection or a busy event loop on a loaded machine take tens
+#: of milliseconds (Dask's own per-task overhead is about 1 ms by its documentation)
+TIME_NOISE = 0.05
 
 
 @dataclass(frozen=True)
 class AlbfgsOptions(LbfgsOptions):
     """``memory`` curvature pairs; a step needs a ``quorum`` fraction of the rows fresh;
-    a partition slower than ``patience`` times the median is a straggler (not waited
-    for), the others are waited for up to ``patience`` times their typical time;
-    ``compensate`` carries stale gradients to the current iterate."""
+    a partition typically slower than ``patience`` times the median is a straggler (not
+    waited for); ``compensate`` carries stale gradients to the current iterate."""
 
     quorum: float = 0.5
     patience: float = 1.5
@@ -114,7 +119,8 @@ class PartitionGradients:
         self.grads = np.zeros((n_partitions, *shape))
         self.losses = np.zeros(n_partitions)
         self.versions = np.full(n_partitions, -1, dtype=np.int64)
-        self.times = np.full(n_partitions, np.nan)  #: typical task time (moving average)
+        self.times = np.full(n_partitions, np.nan)  #: typical task time (recent median)
+        self._recent: list[list[float]] = [[] for _ in range(n_partitions)]
         self._past: list[dict[int, float]] = [{} for _ in range(n_partitions)]
 
     def store(self, p: int, version: int, loss: float, grad: np.ndarray,
@@ -129,8 +135,10 @@ class PartitionGradients:
         self.losses[p] = loss
         self.versions[p] = version
         if np.isfinite(seconds):
-            old = self.times[p]
-            self.times[p] = seconds if np.isnan(old) else old + TIME_EMA * (seconds - old)
+            recent = self._recent[p]
+            recent.append(float(seconds))
+            del recent[:-TIME_WINDOW]
+            self.times[p] = float(np.median(recent))
         past = self._past[p]
         past[version] = float(loss)
         if len(past) > self.KEEP:
@@ -152,19 +160,27 @@ class PartitionGradients:
         return self.grads.sum(axis=0)
 
 
+def late_after(typical: float, patience: float) -> float:
+    """When a task of this typical time is late: ``patience`` times it, and at least
+    :data:`TIME_NOISE` after it."""
+    return max(patience * typical, typical + TIME_NOISE)
+
+
 def stragglers(times: np.ndarray, patience: float) -> set[int]:
-    """Partitions whose typical time is above ``patience`` times the median one.
+    """Partitions whose typical time is late by the median one's (:func:`late_after`).
 
     Examples
     --------
     >>> import numpy as np
     >>> sorted(stragglers(np.array([1.0, 1.1, 0.9, 3.0]), 1.5))
     [3]
+    >>> sorted(stragglers(np.array([0.001, 0.001, 0.004]), 1.5))  # noise
+    []
     """
     known = np.isfinite(times)
     if not known.any():
         return set()
-    limit = patience * float(np.median(times[known]))
+    limit = late_after(float(np.median(times[known])), patience)
     return {int(p) for p in np.flatnonzero(known & (times > limit))}
 
 
@@ -186,9 +202,16 @@ class GradientPath:
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
         self._cum: dict[int, np.ndarray] = {}
+        self._x: dict[int, np.ndarray] = {}  #: the iterate of each version
 
     def start(self, version: int) -> None:
         self._cum[version] = np.zeros(self.shape)
+
+    def iterate(self, version: int, x: np.ndarray | None = None) -> np.ndarray:
+        """The iterate of ``version`` (stored when ``x`` is given)."""
+        if x is not None:
+            self._x[version] = x
+        return self._x[version]
 
     def extend(self, version: int, base: int, change: np.ndarray) -> None:
         """Version ``version`` is ``change`` (per row) away from version ``base``."""
@@ -212,6 +235,8 @@ class GradientPath:
         """Forget the versions no longer needed."""
         for v in [v for v in self._cum if v not in versions]:
             del self._cum[v]
+        for v in [v for v in self._x if v not in versions]:
+            del self._x[v]
 
 
 @dataclass(frozen=True)
@@ -237,12 +262,15 @@ class _Iteration:
         self.fresh: set[int] = set()
         self.fresh_rows = 0
         self.path_rows = 0
-        self.path_sum: np.ndarray | float = 0.0
+        self.path_parts: dict[int, np.ndarray] = {}
 
     def path(self) -> np.ndarray | None:
         """The gradient path at ``x`` (average gradient change per row from the first
-        iterate), if a fresh partition measured it."""
-        return self.path_sum / self.path_rows if self.path_rows else None
+        iterate), if a fresh partition measured it; summed in partition order, so that
+        it does not depend on the order the results arrived in."""
+        if not self.path_rows:
+            return None
+        return sum(self.path_parts[p] for p in sorted(self.path_parts)) / self.path_rows
 
 
 class ALBFGS(Solver):
@@ -283,16 +311,20 @@ class ALBFGS(Solver):
         ctx.monitor.record(theta, force=True)
         it = _Iteration(engine.publish(theta), theta.copy(), -1)
         path.start(it.version)
+        path.iterate(it.version, it.x)
+        ctx.monitor.self_judged = True
         await self._submit(ctx, None)
         while not table.complete():  # the first iterate: every partition, once
             await self._receive(ctx, table, path, it, await engine.anext_result())
         move: _Move | None = None
         while True:
             move, x_new = self._advance(ctx, table, path, memory, it, move)
-            if apply_update(engine, ctx.monitor, x_new, self._seen, move.a):
+            if self._judge(ctx, table, path, it) or apply_update(
+                    engine, ctx.monitor, x_new, self._seen, move.a):
                 break
             self._seen = 0
             it = _Iteration(engine.version, x_new.copy(), move.v_ref)
+            path.iterate(it.version, it.x)
             path.keep({*table.versions.tolist(), *self._flying.values(), it.version,
                        move.v_ref})
             await self._submit(ctx, None)  # the partitions waiting for a new iterate
@@ -328,12 +360,12 @@ class ALBFGS(Solver):
         if path.has(before_version):
             rows = int(self._rows[p])
             it.path_rows += rows
-            it.path_sum = it.path_sum + (rows * path.at(before_version) + value[1] - before_grad)
+            it.path_parts[p] = rows * path.at(before_version) + value[1] - before_grad
 
     async def _wait(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                     it: _Iteration) -> None:
-        """Collect results until every partition that is not a straggler is fresh (and a
-        quorum of the rows), or one of them is late."""
+        """Collect results until every partition that is not a straggler is fresh, and a
+        quorum of the rows."""
         engine, opts = ctx.engine, self.options
         while len(it.fresh) < engine.n_partitions:
             slow = stragglers(table.times, opts.patience)
@@ -342,17 +374,7 @@ class ALBFGS(Solver):
             quorum = it.fresh_rows >= opts.quorum * self._rows.sum()
             if quorum and not missing and not engine.batch_pending():
                 return
-            timeout = None
-            if quorum and not engine.batch_pending():
-                known = table.times[missing][np.isfinite(table.times[missing])]
-                if len(known):
-                    timeout = it.started + opts.patience * known.max() - time.perf_counter()
-                    if timeout <= 0:
-                        return
-            item = await engine.anext_result(timeout)
-            if item is None:
-                return
-            await self._receive(ctx, table, path, it, item)
+            await self._receive(ctx, table, path, it, await engine.anext_result())
 
     def _look_back(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                    it: _Iteration, move: _Move) -> bool:
@@ -378,6 +400,22 @@ class ALBFGS(Solver):
         f_now = f_ref + change / problem.n + (problem.penalty.value(problem.coef(it.x))
                                               - problem.penalty.value(problem.coef(move.x_ref)))
         return armijo(f_now, f_ref, move.a, move.slope)
+
+    def _judge(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
+               it: _Iteration) -> str | None:
+        """The stopping criteria on ``it.x``: its objective and gradient from the
+        partitions' results, exact when every partition is fresh, else with the stale
+        ones carried to ``it.x`` (gradients along the path, losses by the trapezoid rule)."""
+        if len(it.fresh) == ctx.engine.n_partitions:
+            return ctx.monitor.judge(it.x, table.loss(), table.gradient(), exact=True)
+        loss, grad = table.loss(), table.gradient()
+        for p in np.flatnonzero(table.versions != it.version):
+            v_p = int(table.versions[p])
+            shift = self._rows[p] * path.shift(v_p, it.version)
+            loss += 0.5 * float(np.vdot(2 * table.grads[p] + shift,
+                                        it.x - path.iterate(v_p)))
+            grad += shift
+        return ctx.monitor.judge(it.x, loss, grad, exact=False)
 
     def _aggregate(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                    it: _Iteration) -> np.ndarray:

@@ -16,7 +16,10 @@ from .lbfgs import LBFGS
 from .saga import SAGA
 from .sgd import SGD
 
-__all__ = ["SOLVERS", "get_solver", "register_solver"]
+__all__ = ["AUTO", "SOLVERS", "choose_solver", "get_solver", "register_solver"]
+
+#: the solver name that lets :func:`choose_solver` pick by the problem
+AUTO = "auto"
 
 #: solver classes by name
 SOLVERS: dict[str, type[Solver]] = {}
@@ -35,6 +38,20 @@ def register_solver(cls: type[Solver]) -> type[Solver]:
     return cls
 
 
+def choose_solver(penalty_has_prox: bool) -> str:
+    """The default solver: ``"albfgs"`` (asynchronous L-BFGS, which keeps a quasi-Newton
+    rate and never waits for a straggler) for smooth problems; ``"asaga"`` when the
+    penalty has an L1 part, which L-BFGS cannot take and SAGA's proximal steps handle with
+    exact zeros.
+
+    Examples
+    --------
+    >>> choose_solver(False), choose_solver(True)
+    ('albfgs', 'asaga')
+    """
+    return "asaga" if penalty_has_prox else "albfgs"
+
+
 def get_solver(name: str) -> type[Solver]:
     """The registered solver class ``name`` (``ValueError`` naming ``solver`` otherwise).
 
@@ -44,7 +61,8 @@ def get_solver(name: str) -> type[Solver]:
     False
     """
     if not isinstance(name, str) or name not in SOLVERS:
-        raise ValueError(f"solver: unknown solver {name!r}; choose one of {sorted(SOLVERS)}")
+        raise ValueError(f"solver: unknown solver {name!r}; choose one of "
+                         f"{[AUTO, *sorted(SOLVERS)]}")
     return SOLVERS[name]
 
 

@@ -255,13 +255,17 @@ class Monitor:
                 self.engine.aevaluate(self._pending_theta, **self.problem.kernel_kwargs)
             )
 
-    def judge(self, theta: np.ndarray, loss_sum: float, grad_sum: Any, *,
-              exact: bool) -> str | None:
-        """A solver's own evaluation of the current model (after update ``updates``):
-        the stopping criteria apply to it at once; an ``exact`` one is also the record's
-        objective (an estimate is not recorded: records are evaluated after the run)."""
-        self._judge(theta.copy(), loss_sum, grad_sum, self.updates if exact else None)
+    def judge(self, theta: np.ndarray, loss_sum: float, grad_sum: Any) -> str | None:
+        """A solver's own exact evaluation of the current model (after update
+        ``updates``): recorded, and the stopping criteria apply to it at once."""
+        self._judge(theta.copy(), loss_sum, grad_sum, self.updates)
         return self.stop_reason
+
+    def would_stop(self, theta: np.ndarray, loss_sum: float, grad_sum: Any) -> bool:
+        """Whether an evaluation with these values would stop the run (no record, no
+        effect): a solver with an estimate asks before paying for an exact one."""
+        return self._criteria(self.problem.objective(loss_sum, theta), grad_sum,
+                              theta) is not None
 
     def _finish_check(self) -> None:
         fut, self._pending = self._pending, None
@@ -278,18 +282,20 @@ class Monitor:
         self.checked.append(f)
         if self.best_checked is None or f < self.best_checked[0]:
             self.best_checked = (f, theta)
+        self.stop_reason = self._criteria(f, grad_sum, theta) or self.stop_reason
+        self._last_f = f
+
+    def _criteria(self, f: float, grad_sum: Any, theta: np.ndarray) -> str | None:
+        """The stopping criterion that an evaluation ``f`` (and ``grad_sum``) meets."""
         s = self.stop
         if s.target_objective is not None and f <= s.target_objective:
-            self.stop_reason = "target_objective"
-        elif s.gtol is not None and self.problem.optimality(grad_sum, theta) <= s.gtol:
-            self.stop_reason = "gtol"
-        elif (
-            s.tol is not None
-            and self._last_f is not None
-            and abs(self._last_f - f) <= s.tol * max(1.0, abs(f))
-        ):
-            self.stop_reason = "tol"
-        self._last_f = f
+            return "target_objective"
+        if s.gtol is not None and self.problem.optimality(grad_sum, theta) <= s.gtol:
+            return "gtol"
+        if (s.tol is not None and self._last_f is not None
+                and abs(self._last_f - f) <= s.tol * max(1.0, abs(f))):
+            return "tol"
+        return None
 
     async def cancel_check(self) -> None:
         """Let a pending check finish (one pass; cancelling it would leave a gather

@@ -36,6 +36,15 @@ def cluster():
         yield c
 
 
+@pytest.fixture(scope="module")
+def client4():
+    """A client on a LocalCluster of 4 single-thread worker processes (one per partition
+    of the LIBSVM tests)."""
+    with LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
+                      dashboard_address=None, host="127.0.0.1") as cl, Client(cl) as c:
+        yield c
+
+
 @pytest.fixture
 def client(cluster):
     with Client(cluster) as c:

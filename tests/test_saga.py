@@ -9,20 +9,12 @@ import warnings
 import numpy as np
 import pytest
 from conftest import shared_data
-from distributed import Client, LocalCluster
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 import daskasync as da
 from daskasync.penalties import L2
 from daskasync.reference import reference_solution
-
-
-@pytest.fixture(scope="module")
-def client4():
-    with LocalCluster(n_workers=4, threads_per_worker=1, processes=True,
-                      dashboard_address=None, host="127.0.0.1") as cl, Client(cl) as c:
-        yield c
 
 
 def _sk(**kw):

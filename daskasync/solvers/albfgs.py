@@ -304,6 +304,7 @@ class ALBFGS(Solver):
         self._seen = 0
         self._submitted = np.zeros(P)
         self._flying: dict[int, int] = {}  # partition -> version of its task in flight
+        self._verify = False  # the next iteration waits for every partition
         table = PartitionGradients(P, theta.shape)
         path = GradientPath(theta.shape)
         memory = CurvatureMemory(self.options.memory)
@@ -319,8 +320,10 @@ class ALBFGS(Solver):
         move: _Move | None = None
         while True:
             move, x_new = self._advance(ctx, table, path, memory, it, move)
-            if self._judge(ctx, table, path, it) or apply_update(
-                    engine, ctx.monitor, x_new, self._seen, move.a):
+            if self._judge(ctx, table, path, it):
+                x_new = it.x  # the iterate the stop was decided on
+                break
+            if apply_update(engine, ctx.monitor, x_new, self._seen, move.a):
                 break
             self._seen = 0
             it = _Iteration(engine.version, x_new.copy(), move.v_ref)
@@ -368,7 +371,7 @@ class ALBFGS(Solver):
         quorum of the rows."""
         engine, opts = ctx.engine, self.options
         while len(it.fresh) < engine.n_partitions:
-            slow = stragglers(table.times, opts.patience)
+            slow = set() if self._verify else stragglers(table.times, opts.patience)
             missing = [p for p in range(engine.n_partitions)
                        if p not in it.fresh and p not in slow]
             quorum = it.fresh_rows >= opts.quorum * self._rows.sum()
@@ -403,11 +406,14 @@ class ALBFGS(Solver):
 
     def _judge(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                it: _Iteration) -> str | None:
-        """The stopping criteria on ``it.x``: its objective and gradient from the
-        partitions' results, exact when every partition is fresh, else with the stale
-        ones carried to ``it.x`` (gradients along the path, losses by the trapezoid rule)."""
+        """The stopping criteria on ``it.x``, exactly when every partition is fresh there.
+        Otherwise the objective and gradient are estimated (stale partitions carried to
+        ``it.x``: gradients along the path, losses by the trapezoid rule); if the estimate
+        would stop the run, the next iteration waits for every partition (stragglers
+        included), so that a stop is always decided on exact values."""
+        self._verify = False
         if len(it.fresh) == ctx.engine.n_partitions:
-            return ctx.monitor.judge(it.x, table.loss(), table.gradient(), exact=True)
+            return ctx.monitor.judge(it.x, table.loss(), table.gradient())
         loss, grad = table.loss(), table.gradient()
         for p in np.flatnonzero(table.versions != it.version):
             v_p = int(table.versions[p])
@@ -415,7 +421,8 @@ class ALBFGS(Solver):
             loss += 0.5 * float(np.vdot(2 * table.grads[p] + shift,
                                         it.x - path.iterate(v_p)))
             grad += shift
-        return ctx.monitor.judge(it.x, loss, grad, exact=False)
+        self._verify = ctx.monitor.would_stop(it.x, loss, grad)
+        return None
 
     def _aggregate(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                    it: _Iteration) -> np.ndarray:

@@ -117,4 +117,4 @@ def armijo(f_new: float, f_old: float, step: float, slope: float) -> bool:
     up to the rounding of ``f`` itself (``8 eps |f_old|``): at the precision floor a step
     that does not raise ``f`` is accepted rather than halved forever."""
     slack = 8.0 * np.finfo(np.float64).eps * abs(f_old)
-    return f_new <= f_old + ARMIJO_C1 * step * slope + slack
+    return bool(f_new <= f_old + ARMIJO_C1 * step * slope + slack)

@@ -1,0 +1,184 @@
+"""The L-BFGS solvers: their pieces without a cluster (curvature memory, the partitions'
+table, the gradient path, the straggler rule, the look-back test), and whole runs on real
+clusters: defaults reaching 1e-8 and scikit-learn's coefficients on LIBSVM data, multinomial,
+stragglers left behind and every result stored once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import shared_data
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+import daskasync as da
+from daskasync.losses import SquaredLoss
+from daskasync.penalties import L2
+from daskasync.problem import Problem
+from daskasync.solvers.albfgs import (
+    ALBFGS,
+    GradientPath,
+    PartitionGradients,
+    _Iteration,
+    _Move,
+    stragglers,
+)
+from daskasync.solvers.lbfgs_common import CurvatureMemory, armijo
+
+
+# --------------------------------------------------------------------------- cluster-free
+def test_two_loop_recursion_inverts_a_quadratic_with_exact_pairs():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(6, 6))
+    A = A @ A.T + 6 * np.eye(6)
+    mem = CurvatureMemory(6)
+    x = np.zeros(6)
+    for _ in range(6):  # BFGS with exact line searches on a quadratic: conjugate steps
+        g = A @ x - 1.0
+        d = mem.direction(g)
+        a = -float(g @ d) / float(d @ A @ d)
+        mem.push(a * d, A @ (a * d))
+        x = x + a * d
+    np.testing.assert_allclose(x, np.linalg.solve(A, np.ones(6)), atol=1e-8)
+    assert not mem.push(np.ones(6), -np.ones(6))  # negative curvature is refused
+    assert len(mem) == 6
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_aggregate_is_the_sum_of_the_latest_results_after_any_interleaving(seed):
+    rng = np.random.default_rng(seed)
+    P, table = 5, PartitionGradients(5, (3,))
+    latest: dict[int, tuple[int, np.ndarray, float]] = {}
+    version = np.full(P, -1)
+    for _ in range(200):
+        p = int(rng.integers(P))
+        version[p] += int(rng.integers(1, 4))
+        g, f = rng.normal(size=3), float(rng.normal())
+        table.store(p, int(version[p]), f, g, seconds=float(rng.random()))
+        latest[p] = (int(version[p]), g, f)
+    np.testing.assert_allclose(table.gradient(), sum(g for _, g, _ in latest.values()))
+    assert table.loss() == pytest.approx(sum(f for _, _, f in latest.values()))
+    with pytest.raises(ValueError, match="stored once, in order"):
+        table.store(0, int(version[0]), 0.0, np.zeros(3))  # the same result again
+    with pytest.raises(ValueError, match="stored once, in order"):
+        table.store(0, int(version[0]) - 1, 0.0, np.zeros(3))  # an older one
+
+
+def test_a_straggler_needs_two_slow_tasks_and_more_than_noise():
+    table = PartitionGradients(4, (1,))
+    for v in range(3):
+        for p in range(4):
+            table.store(p, v, 0.0, np.zeros(1), seconds=1.0 if p or v else 5.0)
+    assert stragglers(table.times, 1.5) == set()  # one slow task of three: not yet
+    for p in range(4):
+        table.store(p, 3, 0.0, np.zeros(1), seconds=5.0 if p == 0 else 1.0)
+        table.store(p, 4, 0.0, np.zeros(1), seconds=5.0 if p == 0 else 1.0)
+    assert stragglers(table.times, 1.5) == {0}
+    assert stragglers(np.array([0.001, 0.001, 0.03]), 1.5) == set()  # below the noise
+
+
+def test_the_path_carries_a_gradient_along_a_quadratic_exactly():
+    """For a quadratic whose partitions share the Hessian per row, a stale gradient moved
+    along the measured path is the gradient at the current iterate."""
+    rng = np.random.default_rng(1)
+    H = np.diag([1.0, 3.0])
+    xs = [rng.normal(size=2) for _ in range(4)]
+    path = GradientPath((2,))
+    path.start(0)
+    for v in range(1, 4):
+        path.extend(v, v - 1, H @ (xs[v] - xs[v - 1]))  # change per row
+    rows = 7
+    g_old = rows * (H @ xs[1])  # a partition's gradient sum at version 1
+    carried = g_old + rows * path.shift(1, 3)
+    np.testing.assert_allclose(carried, rows * (H @ xs[3]))
+
+
+def test_the_look_back_rejects_a_rise_and_keeps_a_descent():
+    """Two partitions of a quadratic, one stale: the test's estimate of the stale part is
+    exact (trapezoid rule), so it judges the full objective."""
+    n_rows = np.array([3, 5])
+    problem = Problem(SquaredLoss(), L2(0.0), False, n=8, d=2)
+    A = np.diag([2.0, 1.0])  # per-row Hessian
+
+    def f_p(p, x):  # loss sum of partition p: rows * 0.5 x'Ax - rows * b'x
+        return n_rows[p] * (0.5 * x @ A @ x - np.array([1.0, 1.0]) @ x)
+
+    def g_p(p, x):
+        return n_rows[p] * (A @ x - 1.0)
+
+    x_ref = np.array([0.0, 0.0])
+    solver = ALBFGS(problem)
+    solver._rows = n_rows
+
+    class Ctx:
+        pass
+
+    ctx = Ctx()
+    ctx.problem = problem
+    ctx.engine = type("E", (), {"n_partitions": 2})()
+    for d, expected in ((np.array([0.4, 0.9]), True), (np.array([3.0, 4.0]), False)):
+        table, path = PartitionGradients(2, (2,)), GradientPath((2,))
+        path.start(0)
+        for p in (0, 1):
+            table.store(p, 0, f_p(p, x_ref), g_p(p, x_ref))
+        x = x_ref + d
+        path.extend(1, 0, A @ d)
+        table.store(0, 1, f_p(0, x), g_p(0, x))  # partition 0 fresh, partition 1 stale
+        it = _Iteration(1, x, 0)
+        it.fresh = {0}
+        grad = (table.gradient() / 8.0)
+        move = _Move(x_ref, 0, d, 1.0, float(grad @ d))
+        assert solver._look_back(ctx, table, path, it, move) is expected
+    assert armijo(1.0, 1.0 + 1e-17, 1.0, -1e-30)  # at the rounding floor
+
+
+# --------------------------------------------------------------------------- clusters
+def _reference(X, y):
+    """scikit-learn's Newton solve: its coefficients to machine precision (its lbfgs stops
+    short of 1e-5 on a9a at lambda = 1/n)."""
+    clf = LogisticRegression(C=1.0, tol=1e-14, max_iter=1000, fit_intercept=False,
+                             solver="newton-cholesky")
+    clf.fit(X, y)
+    w = clf.coef_.ravel()
+    f = float(np.mean(np.logaddexp(0.0, -y * (X @ w))) + 0.5 / len(y) * w @ w)
+    return w, f
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["a9a.xz", "w8a.xz"])
+@pytest.mark.parametrize("solver", ["auto", "lbfgs"])
+def test_defaults_reach_1e_8_and_sklearns_coefficients(client4, name, solver):
+    X, y = da.load_libsvm(shared_data(name))
+    w_ref, f_ref = _reference(X, y)
+    data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
+    res = da.minimize(data, solver=solver, max_epochs=1500, gtol=1e-9)  # lam = 1/n
+    assert res.solver == ("albfgs" if solver == "auto" else "lbfgs")
+    assert (res.objective - f_ref) / f_ref < 1e-8
+    assert np.linalg.norm(res.coef - w_ref) / np.linalg.norm(w_ref) < 1e-5
+    data.release()
+
+
+@pytest.mark.parametrize("solver", ["albfgs", "lbfgs"])
+def test_multinomial_digits_match_sklearn_with_defaults(client, solver):
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    sk = LogisticRegression(C=1.0, tol=1e-12, max_iter=100_000).fit(X, y)
+    clf = da.LogisticRegression(solver=solver, max_iter=500, tol=1e-12, random_state=0,
+                                client=client).fit(X, y)
+    assert np.linalg.norm(clf.coef_ - sk.coef_) / np.linalg.norm(sk.coef_) < 1e-4
+    assert np.mean(clf.predict(X) == sk.predict(X)) == 1.0
+
+
+def test_albfgs_leaves_a_straggler_behind_and_stores_each_result_once(client):
+    X, y = da.make_epsilon_like(n=20_000, d=60, seed=2, decay=0.5)
+    data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client)
+    slow = da.Intensity(c=30.0, partitions=(0,))  # partition 0 takes ~31 task times
+    res = da.minimize(data, solver="albfgs", max_epochs=60, stragglers=slow,
+                      avg_task_time=0.01, gtol=1e-9)
+    w_ref, f_ref = _reference(X, y)
+    state = res.settings["solver_state"]
+    assert state["fresh_sum"] / (state["steps"] + state["retreats"]) < 0.95  # left behind
+    assert res.partition_stats[0]["tasks"] < res.partition_stats[1]["tasks"]
+    assert res.mean_staleness > 0
+    assert (res.objective - f_ref) / f_ref < 1e-8  # the compensated aggregate converges
+    data.release()

@@ -61,7 +61,6 @@ def minimize(
     theta0: np.ndarray | None = None,
     inner: str = "sequential",
     staleness_aware: bool = False,
-    momentum: float = 0.0,
     history: GradientHistory | None = None,
     combine: float | None = None,
     solver_options: dict | None = None,
@@ -143,32 +142,12 @@ def minimize(
         Scale each asynchronous result by ``1 / (1 + staleness)`` (step for SGD and batch
         SAGA, weight of the model change for sequential SAGA), as ElasticDL modulates its
         learning rate.
-    momentum : float
-        Heavy-ball momentum ``mu`` in ``[0, 1)`` (Polyak 1964) for the SAGA solvers'
-        sequential form with a smooth penalty. Default 0.
-
-        * ``"saga"``: each round starts from ``theta + mu (theta - theta_prev)``; the
-          ``"auto"`` step of the passes becomes ``min(1 / (3 L_avg P), 1 / L)`` (``L_avg``
-          from the mean squared row norm), so that the passes record their gradient
-          histories near the combined model while the search and the momentum scale the
-          move back up.
-        * ``"asaga"``: every ``P`` applied results make a virtual round after which the
-          model jumps by ``mu`` times the velocity, with an adaptive-restart safeguard
-          (O'Donoghue and Candes 2015; see :class:`daskasync.solvers.asaga.HeavyBall`);
-          the ``"auto"`` step becomes ``min(1 / (3 L_avg P), 1 / (3 L))``. A run continued
-          with ``init=`` goes on from the momentum its state records.
     history : GradientHistory, optional
         Continue from this history (SAGA); it is updated in place.
-    combine : {"search", "average", "adaptive"} or float, optional
-        How SAGA's sequential form combines the partitions' model changes. A number is the
-        weight of each change (``"average"`` = ``1 / P``, always stable; larger weights
-        add them up and can diverge). ``"search"`` (default of ``solver="saga"`` with a
-        smooth penalty) moves along their average by a multiplier adapted each round from
-        three candidates judged by one extra full-objective pass (``eta / 2, eta, 2 eta``
-        within ``[1, 4 P]``); with an L1/elastic-net penalty the default is
-        ``"average"``. ASAGA weighs each change ``1 / P`` by default; ``"adaptive"``
-        scales that by ``eta`` in ``[1, P]`` adapted from the objective checks run
-        alongside (a bold-driver rule, :class:`daskasync.solvers.asaga.BoldDriver`).
+    combine : "average" or float, optional
+        The weight of each partition's model change in SAGA's sequential form:
+        ``"average"`` (default) is ``1 / P``, always stable; larger weights add the passes
+        up and can diverge.
     solver_options : dict, optional
         The solver's own options by name (each solver documents them), e.g.
         ``{"memory": 20}`` for the L-BFGS solvers, ``{"quorum": 0.7, "patience": 2.0}``

@@ -64,7 +64,7 @@ CONSTRAINTS: dict[str, list] = {
 
 _STOP = ("max_updates", "max_epochs", "time_budget", "tol", "gtol", "check_every",
          "target_objective")
-_SOLVER_OPTIONS = ("inner", "combine", "momentum")
+_SOLVER_OPTIONS = ("inner", "combine")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class FitResult:
         Worker losses repaired during the run: ``tasks`` launched again, data ``blocks``
         and ``model_versions`` re-created (all 0 when no worker was lost).
     settings : dict
-        The run's resolved settings: ``step_size``, ``combine``, ``momentum``, ...,
+        The run's resolved settings: ``step_size``, ``combine``, the solver's options, ...,
         and ``avg_task_time``, the mean compute time of the warm-up tasks that scales
         straggler delays (see ``minimize(avg_task_time=...)``).
     """

@@ -47,9 +47,8 @@ class RunState:
     elapsed : float
         Seconds of optimization so far.
     solver_state : SolverState
-        The solver's typed state (e.g. :class:`daskasync.solvers.SagaState`: SAGA's
-        combination multiplier and momentum velocity); a continued run starts from it
-        (``Solver.from_state``).
+        The solver's typed state (e.g. :class:`daskasync.solvers.LbfgsState`: L-BFGS's
+        curvature pairs); a continued run starts from it (``Solver.from_state``).
 
     Examples
     --------

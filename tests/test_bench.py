@@ -330,7 +330,7 @@ def test_fair_clock_best_sync_ratios_and_launches_end_to_end(tmp_path):
     fc = saved["fair_clock"]
     assert fc["solver"] == "sgd" and 1 <= fc["updates"] <= 10
     assert fc["checks_no_check"] == 0
-    assert fc["checks_with_tol"] == fc["updates"] - 1
+    assert 1 <= fc["checks_with_tol"] <= fc["updates"]  # alongside, one at a time
     assert fc["ratio"] == pytest.approx(fc["s_per_update_with_checks"]
                                         / fc["s_per_update_no_check"])
     o = saved["overhead"]

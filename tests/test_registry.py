@@ -65,5 +65,5 @@ def test_a_solver_from_the_docs_runs_in_minimize_and_the_estimators(client, gd):
     data.release()
     clf = da.LogisticRegression(solver="gd", max_iter=30, tol=None, client=client).fit(X, y)
     assert clf.score(X, y) > 0.9
-    with pytest.raises(ValueError, match="momentum: solver 'gd' does not take momentum"):
-        da.LogisticRegression(solver="gd", momentum=0.5, client=client).fit(X, y)
+    with pytest.raises(ValueError, match="combine: solver 'gd' does not take combine"):
+        da.LogisticRegression(solver="gd", combine=0.5, client=client).fit(X, y)

@@ -74,10 +74,10 @@ BAD = [
                                                              {}))}, ValueError, "loss"),
     ({"record_every": 0}, ValueError, "record_every"),
     ({"staleness_aware": "yes"}, TypeError, "staleness_aware"),
-    ({"solver": "saga", "momentum": 1.0}, ValueError, "momentum"),
-    ({"solver": "saga", "momentum": "heavy"}, TypeError, "momentum"),
-    ({"solver": "asgd", "momentum": 0.5}, ValueError, "momentum"),
-    ({"solver": "saga", "penalty": "l1", "momentum": 0.5}, ValueError, "momentum"),
+    ({"solver": "saga", "combine": 1.5}, ValueError, "combine"),
+    ({"solver": "saga", "combine": "search"}, ValueError, "combine"),
+    ({"solver": "asgd", "combine": 0.5}, ValueError, "combine"),
+    ({"solver": "asgd", "inner": "batch"}, ValueError, "inner"),
 ]
 
 

@@ -9,7 +9,7 @@ model snapshots whose objectives are evaluated after the run, off the clock
 kinds ``eval`` and ``objective``) that the scheduler starts, and :func:`in_run_passes`
 removes the passes that ``minimize`` runs after the clock stops (the final evaluation
 and the deferred objectives of the snapshots). A solver whose algorithm itself needs full
-objectives (SAGA's ``combine="search"``, ASAGA's momentum or ``combine="adaptive"``,
+objectives (a solver that evaluates its iterates as part of its algorithm,
 which watch the objective alongside the run) shows them here: they are part of its cost.
 
 :func:`measure_check_cost` runs a few updates of one synchronous solver twice, as the
@@ -148,9 +148,10 @@ def measure_check_cost(
     straggler: Straggler | None = None, avg_task_time: float | None = None,
 ) -> dict[str, Any]:
     """Wall time per update of ``min(10, updates)`` updates of the synchronous solver
-    ``spec``, run once as the benchmark runs it (no check) and once with ``tol`` set (a
-    check of the full objective after every update, waited for by the next round), with
-    the same step, seed and stragglers; ``ratio`` is checked over unchecked.
+    ``spec``, run once as the benchmark runs it (no check) and once with ``tol`` set
+    (checks of the full objective run alongside, a new one as soon as the last one
+    finished), with the same step, seed and stragglers; ``ratio`` is checked over
+    unchecked.
 
     Returns
     -------

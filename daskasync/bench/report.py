@@ -23,7 +23,7 @@ CLOCK_NOTE = (
     "objective check was requested on their clock; times to target are read from model "
     "snapshots (every budget/200 s or finer) whose objectives are evaluated after the run. "
     "in_run_checks counts the full-data passes that ran on the clock all the same (a "
-    "solver's own, e.g. SAGA's search); peers evaluate their objective with their clock "
+    "solver's own); peers evaluate their objective with their clock "
     "stopped."
 )
 

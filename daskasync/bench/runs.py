@@ -53,7 +53,7 @@ def run_daskasync(
     (and at the solver's default records), and the objectives of these snapshots are
     evaluated after the run, off the clock, so a time to target is the time of the first
     snapshot at or below it. ``in_run_checks`` counts the full-data passes that ran
-    inside the clock all the same (a solver's own, e.g. SAGA's ``combine="search"``;
+    inside the clock all the same (a solver's own;
     :func:`~daskasync.bench.clock.in_run_passes`), ``None`` without a ``counter``
     (:func:`~daskasync.bench.clock.count_passes`)."""
     opts = dict(spec.options)

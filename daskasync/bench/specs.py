@@ -34,7 +34,7 @@ __all__ = [
 
 #: ``minimize`` options a solver spec may set, e.g. ``asaga[barrier=bounded,tau=8]``
 SOLVER_OPTIONS = (
-    "barrier", "tau", "beta", "batch_fraction", "step_size", "inner", "combine", "momentum",
+    "barrier", "tau", "beta", "batch_fraction", "step_size", "inner", "combine",
     "staleness_aware", "step_schedule", "window",
 )
 STRAGGLER_MODELS = ("none", "intensity", "cloud")

@@ -50,7 +50,6 @@ _PARAMETER_CONSTRAINTS: dict[str, list] = {
     "tau": [Interval("int", 0), None],
     "step_size": [_POSITIVE, Options("auto")],
     "n_partitions": [Interval("int", 1), None],
-    "momentum": [Interval("real", 0, 1, closed="left")],
     "client": [Instance(Client, "a distributed.Client"), None],
     "verbose": [Interval("int", 0)],
 }
@@ -78,7 +77,6 @@ class LinearModel(BaseEstimator):
         step_size: float | str = "auto",
         n_partitions: int | None = None,
         combine: str | float | None = None,
-        momentum: float = 0.0,
         client: Client | None = None,
         verbose: int = 0,
     ) -> None:
@@ -96,7 +94,6 @@ class LinearModel(BaseEstimator):
         self.step_size = step_size
         self.n_partitions = n_partitions
         self.combine = combine
-        self.momentum = momentum
         self.client = client
         self.verbose = verbose
 
@@ -125,7 +122,7 @@ class LinearModel(BaseEstimator):
         solver.make_options(problem, 1, **self._solver_options())
 
     def _solver_options(self) -> dict[str, Any]:
-        return {"combine": self.combine, "momentum": self.momentum}
+        return {"combine": self.combine}
 
     def _fraction(self) -> float:
         if self.batch_fraction == "auto":

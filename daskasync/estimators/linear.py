@@ -56,10 +56,9 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         ``"auto"`` derives the step from the data (see :func:`daskasync.minimize`).
     n_partitions : int, optional
         Row blocks (default: twice the cluster's worker threads).
-    combine : {"search", "average", "adaptive"} or float, optional
-        How SAGA combines the partitions' passes (see :func:`daskasync.minimize`).
-    momentum : float, default 0
-        Heavy-ball momentum of the SAGA solvers (see :func:`daskasync.minimize`).
+    combine : "average" or float, optional
+        The weight of each partition's pass in the SAGA solvers (see
+        :func:`daskasync.minimize`).
     client : distributed.Client, optional
         Default: the current client; without one, a ``LocalCluster`` is started for each
         fit and closed afterwards.

@@ -110,9 +110,7 @@ class Solver:
     Options: ClassVar[type] = NoOptions
     State: ClassVar[type[SolverState]] = SolverState
     #: values ``minimize`` passes for options a solver does not take
-    OPTION_DEFAULTS: ClassVar[dict[str, Any]] = {
-        "inner": "sequential", "combine": None, "momentum": 0.0,
-    }
+    OPTION_DEFAULTS: ClassVar[dict[str, Any]] = {"inner": "sequential", "combine": None}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -128,7 +126,7 @@ class Solver:
     @classmethod
     def own_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
         """The entries of ``given`` that are this solver's options; refuses the others:
-        one of ``minimize``'s SAGA options (``inner``, ``combine``, ``momentum``) set to
+        one of ``minimize``'s SAGA options (``inner``, ``combine``) set to
         anything but its default, or a name the solver does not know."""
         fields = {f.name for f in dataclasses.fields(cls.Options)}
         for key, value in given.items():

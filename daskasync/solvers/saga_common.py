@@ -24,75 +24,44 @@ from ..tasks import sample_rows
 
 __all__ = ["SagaOptions", "SagaTasks", "batch_step", "check_saga_options", "saga_auto_step"]
 
-_MOMENTUM = Interval("real", 0, 1, closed="left")
-
-
 @dataclass(frozen=True)
 class SagaOptions:
-    """Options of the SAGA solvers (see :func:`daskasync.minimize`).
-
-    ``combine`` is resolved: ``"search"`` or ``"adaptive"`` (the multiplier rules), the
-    weight of each partition's model change (``1 / P`` averages them), or ``None``: ASAGA's
-    default weight ``1 / P``."""
+    """Options of the SAGA solvers (see :func:`daskasync.minimize`): the task form
+    ``inner`` and ``combine``, the weight of each partition's model change (``None``:
+    ``1 / P``, their average)."""
 
     inner: str = "sequential"
-    combine: float | str | None = None
-    momentum: float = 0.0
+    combine: float | None = None
 
     def weight(self, n_partitions: int) -> float:
-        """Weight of each change, before any multiplier."""
-        return self.combine if isinstance(self.combine, float) else 1.0 / n_partitions
+        """Weight of each partition's change."""
+        return 1.0 / n_partitions if self.combine is None else self.combine
 
 
 def check_saga_options(
     name: str, synchronous: bool, problem: Problem, n_partitions: int, *,
-    inner: Any = "sequential", combine: Any = None, momentum: Any = 0.0, **others: Any,
+    inner: Any = "sequential", combine: Any = None, **others: Any,
 ) -> SagaOptions:
-    """Check the SAGA options of solver ``name`` and resolve ``combine``."""
+    """Check the SAGA options of solver ``name``: the task form and the weight of each
+    partition's change (``"average"`` is ``1 / P``)."""
     if others:
         raise ValueError(f"solver_options: solver {name!r} has no option "
-                         f"{sorted(others)[0]!r} (its options: combine, inner, momentum)")
+                         f"{sorted(others)[0]!r} (its options: combine, inner)")
     check("inner", inner, Options("sequential", "batch"))
     if inner == "sequential":
         sequential_loss_code(problem.loss)  # a ValueError naming the loss if unsupported
-    momentum = float(check("momentum", momentum, _MOMENTUM))
-    if momentum and problem.penalty.has_prox:
-        raise ValueError("momentum: needs a smooth penalty (l2 or none), not an L1 part")
-    check("combine", combine, Options("search", "average", "adaptive"),
-          Interval("real", 0, 1, closed="right"), None)
-    if combine == "search" and not synchronous:
-        raise ValueError("combine: 'search' is for the synchronous SAGA solver (solver='saga')")
-    if combine == "adaptive" and synchronous:
-        raise ValueError("combine: 'adaptive' is for the asynchronous SAGA solver (solver='asaga')")
-    if combine is None and synchronous:
-        smooth = inner == "sequential" and not problem.penalty.has_prox
-        combine = "search" if smooth else 1.0 / n_partitions
-    if combine == "average":
-        combine = 1.0 / n_partitions
-    if combine is not None and not isinstance(combine, str):
-        combine = float(combine)
-    return SagaOptions(inner=inner, combine=combine, momentum=momentum)
+    check("combine", combine, Options("average"), Interval("real", 0, 1, closed="right"), None)
+    weight = None if combine in (None, "average") else float(combine)
+    return SagaOptions(inner=inner, combine=weight)
 
 
-def saga_auto_step(problem: Problem, options: SagaOptions, stats: RowStats, n_partitions: int,
-                   *, synchronous: bool, tau_bar: int, staleness_aware: bool) -> float:
+def saga_auto_step(problem: Problem, options: SagaOptions, stats: RowStats, *,
+                   synchronous: bool, tau_bar: int, staleness_aware: bool) -> float:
     """SAGA's ``1 / (3 L)`` (Defazio, Bach and Lacoste-Julien 2014; scikit-learn's
-    ``get_auto_step_size``), ``L`` from the largest squared row norm.
-
-    * With momentum in the sequential form and the search (or ASAGA's plain weights), the
-      partitions' passes step ``min(1 / (3 L_avg P), cap)`` with ``L_avg`` from the mean
-      squared row norm: shorter passes record their gradient histories near the combined
-      model, and the search or the momentum scale the move back up; the cap is ``1 / L``
-      with the search, ``1 / (3 L)`` asynchronously.
-    * ASAGA's batch form divides by ``1 + tau_bar``, the expected staleness (Leblond,
-      Pedregosa and Lacoste-Julien 2017), unless ``staleness_aware`` scales each result.
-    """
-    L = lipschitz_constant(stats.max_sq_norm, problem)
-    gamma = 1.0 / (3.0 * L)
-    if options.momentum and options.inner == "sequential" and options.combine in ("search", None):
-        cap = 1.0 / L if options.combine == "search" else gamma
-        L_avg = lipschitz_constant(stats.mean_sq_norm, problem)
-        gamma = min(1.0 / (3.0 * n_partitions * L_avg), cap)
+    ``get_auto_step_size``), ``L`` from the largest squared row norm; ASAGA's batch form
+    divides it by ``1 + tau_bar``, the expected staleness (Leblond, Pedregosa and
+    Lacoste-Julien 2017), unless ``staleness_aware`` scales each result."""
+    gamma = 1.0 / (3.0 * lipschitz_constant(stats.max_sq_norm, problem))
     if options.inner == "batch" and not synchronous and not staleness_aware:
         gamma /= 1.0 + tau_bar
     return gamma

@@ -173,7 +173,7 @@ def test_albfgs_leaves_a_straggler_behind_and_stores_each_result_once(client):
     X, y = da.make_epsilon_like(n=20_000, d=60, seed=2, decay=0.5)
     data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client)
     slow = da.Intensity(c=30.0, partitions=(0,))  # partition 0 takes ~31 task times
-    res = da.minimize(data, solver="albfgs", max_epochs=60, stragglers=slow,
+    res = da.minimize(data, solver="albfgs", max_epochs=300, stragglers=slow,
                       avg_task_time=0.01, gtol=1e-9)
     w_ref, f_ref = _reference(X, y)
     state = res.settings["solver_state"]

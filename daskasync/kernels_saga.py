@@ -24,6 +24,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .kernels_saga_fast import fast_applies, saga_fast
 from .kernels_saga_lazy import LazySagaResult, saga_sequential_lazy, saga_sequential_sparse
 from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss
 from .tasks import _rows, _xt_dot, margins, sample_rows
@@ -212,6 +213,15 @@ def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
                bool(fit_intercept), d)
     if sp.issparse(X):
         X = X.tocsr()
+        if lazy and fast_applies(X, K, lam1, step, lam2):
+            out = saga_fast(X, y, idx, order, W0, M0, old2, step=step, lam2=lam2, inv_n=1.0 / n,
+                            loss_code=loss_code, fit_intercept=fit_intercept,
+                            compact=sparse_result)
+            if sparse_result:
+                return out._replace(new=out.new.reshape(old.shape))
+            W, M, S, new = out
+            return ((W - W0).reshape(theta.shape), (M - M0).reshape(mean.shape),
+                    new.reshape(old.shape), len(idx), S.reshape(theta.shape))
         if lazy and step * lam2 < 1.0 and sparse_result:
             res = saga_sequential_sparse(X.data, X.indices, X.indptr, y, idx, order, W0, M0,
                                          old2, *scalars)

@@ -1,0 +1,164 @@
+"""The just-in-time SAGA pass for the common case: one output (logistic or least squares)
+and no L1 part, over canonical CSR rows.
+
+The general kernel (:mod:`daskasync.kernels_saga_lazy`) handles ``K`` outputs and the L1
+prox with per-coordinate loops over classes and branches; here the same update order runs
+on flat arrays in one loop per row, which a compiler turns into the tight code of
+scikit-learn's ``sag_fast``: a pass costs about what scikit-learn's SAGA epoch costs per
+row. The arithmetic is the general kernel's, operation for operation (the model as a scale
+``c`` times ``V``, catch-ups ``V_j -= M_j (cum[t] - cum[t_j])``, a flush of every
+coordinate when ``c`` underflows and at the end), so the iterates agree to rounding, and
+the compact result's columns, scale schedule and resets are the ones
+:func:`~daskasync.kernels_saga_lazy.expand_saga_result` replays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .kernels_saga_lazy import RESCALE, LazySagaResult
+
+__all__ = ["fast_applies", "saga_fast"]
+
+
+def fast_applies(X, K: int, lam1: float, step: float, lam2: float) -> bool:
+    """Whether :func:`saga_fast` runs this task: one output, no L1 part, canonical CSR
+    rows (sorted unique indices) and ``step * lam2 < 1``."""
+    return K == 1 and lam1 == 0.0 and step * lam2 < 1.0 and bool(X.has_canonical_format)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _flush_all(V, M, last, T, c, cum):
+    """Every coordinate brought up to step ``T``, the scale folded into ``V``."""
+    cT = cum[T]
+    for j in range(V.shape[0]):
+        if last[j] < T:
+            V[j] -= M[j] * (cT - cum[last[j]])
+        last[j] = T
+        V[j] *= c
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _pass(data, indices, indptr, y, rows, order, V, M, head, old, step, lam2, inv_n,
+          logistic, intercept, seen):
+    """The pass (see the module description); ``head`` is ``[b, mb, sb]``: the intercept,
+    its ``alpha_bar`` and its smooth movement, updated in place. Returns ``(new, c, cum,
+    last)`` after the last step, coordinates not flushed."""
+    B = rows.shape[0]
+    new = np.empty(B)
+    last = np.zeros(V.shape[0], dtype=np.int32)
+    cum = np.zeros(B + 1)
+    a = 1.0 - step * lam2
+    c = 1.0
+    for t in range(B):
+        r = order[t]
+        i = rows[r]
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        ct = cum[t]
+        z = 0.0
+        for p in range(p0, p1):  # bring the row's coordinates up to date, margin
+            j = indices[p]
+            v = V[j]
+            if last[j] < t:
+                v = v - M[j] * (ct - cum[last[j]])
+                V[j] = v
+                last[j] = t
+            z += data[p] * v
+            seen[j] = True
+        z = c * z + (head[0] if intercept else 0.0)
+        yi = y[i]
+        s = -yi / (1.0 + math.exp(yi * z)) if logistic else z - yi
+        c *= a
+        g = step / c
+        cum[t + 1] = ct + g
+        new[r] = s
+        s -= old[r]
+        if intercept:
+            u = step * (head[1] + s)
+            head[0] -= u
+            head[2] -= u
+            head[1] += s * inv_n
+        gs = g * s
+        for p in range(p0, p1):
+            j = indices[p]
+            x = data[p]
+            v = V[j] - M[j] * g
+            V[j] = v - gs * x
+            M[j] += s * x * inv_n
+            last[j] = t + 1
+        if c < RESCALE:
+            _flush_all(V, M, last, t + 1, c, cum)
+            c = 1.0
+            cum[t + 1] = 0.0
+    return new, c, cum, last
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _flush_some(V, M, last, cols, B, c, cum):
+    """The coordinates ``cols`` brought up to the end, scale folded: their final values."""
+    out = np.empty(cols.shape[0])
+    cB = cum[B]
+    for q in range(cols.shape[0]):
+        j = cols[q]
+        v = V[j]
+        if last[j] < B:
+            v -= M[j] * (cB - cum[last[j]])
+        out[q] = v * c
+    return out
+
+
+def saga_fast(X, y, rows, order, W0, M0, old, *, step: float, lam2: float, inv_n: float,
+              loss_code: int, fit_intercept: bool, compact: bool):
+    """One sequential SAGA pass of a task with one output and no L1 part.
+
+    Parameters
+    ----------
+    X : scipy.sparse.csr_matrix
+        The block, canonical (see :func:`fast_applies`); float32 or float64 values.
+    y, rows, order, old
+        Targets, sampled rows, visiting order (positions in ``rows``), stored scalars.
+    W0, M0 : ndarray, shape (1, d + fit_intercept)
+        The model and ``alpha_bar`` the task starts from (not modified).
+    step, lam2, inv_n : float
+        Step, L2 strength, ``1 / n``.
+    loss_code : {0, 1}
+        Logistic or least squares.
+    fit_intercept : bool
+    compact : bool
+        Return a :class:`~daskasync.kernels_saga_lazy.LazySagaResult` (the touched columns
+        only) instead of the dense ``(W, M, S, new)``.
+    """
+    d = X.shape[1]
+    V = W0[0, :d].copy()
+    M = M0[0, :d].copy()
+    head = np.array([W0[0, d], M0[0, d], 0.0]) if fit_intercept else np.zeros(3)
+    seen = np.zeros(d, dtype=np.bool_)
+    new, c, cum, last = _pass(
+        X.data, X.indices, X.indptr, y, rows, order, V, M, head, old.reshape(-1),
+        float(step), float(lam2), float(inv_n), loss_code == 0, bool(fit_intercept), seen,
+    )
+    B = rows.shape[0]
+    if compact:
+        cols = np.flatnonzero(seen).astype(np.int32 if d < 2**31 else np.int64)
+        final = _flush_some(V, M, last, cols, B, c, cum)
+        icpt = None
+        if fit_intercept:
+            icpt = np.array([[head[0] - W0[0, d]], [head[1] - M0[0, d]], [head[2]]])
+        return LazySagaResult(indices=cols, model=final.reshape(1, -1),
+                              mean_delta=(M[cols] - M0[0, cols]).reshape(1, -1), smooth=None,
+                              intercept=icpt, new=new.reshape(-1, 1), count=int(B), d=int(d))
+    _flush_all(V, M, last, B, c, cum)
+    W = np.empty_like(W0)
+    Mo = np.empty_like(M0)
+    W[0, :d] = V
+    Mo[0, :d] = M
+    if fit_intercept:
+        W[0, d], Mo[0, d] = head[0], head[1]
+    S = W - W0
+    if fit_intercept:
+        S[0, d] = head[2]
+    return W, Mo, S, new.reshape(-1, 1)

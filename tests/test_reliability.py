@@ -60,8 +60,10 @@ def _workers_by_name(client: Client) -> dict[str, str]:
 
 
 def _sync_run(data, **kw):
+    """Synchronous SAGA, long enough (200 rounds of small tasks) for a worker lost after the
+    first few rounds to land while the run goes on."""
     return daskasync.minimize(
-        data, solver="saga", lam=LAM, max_epochs=25, batch_fraction=1.0, record_every=1,
+        data, solver="saga", lam=LAM, max_epochs=200, batch_fraction=1.0, record_every=1,
         seed=3, **kw,
     )
 

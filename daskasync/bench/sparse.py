@@ -120,14 +120,16 @@ def task_bytes(client: Any, *, d: int = 1_000_000, n: int = 100_000, nnz: int = 
                   fit_intercept=False, old=np.zeros(len(idx)), step=0.1, lam2=1.0 / n,
                   lam1=0.0, n=n, sparse_result=True)
 
-        def run(block: Any) -> tuple[int, int, int]:
+        def run(block: Any, model: np.ndarray) -> tuple[int, int, int]:
             out = saga_sequential_kernel(block, model, partition=0, task_index=0, seed=seed,
                                          **kw)
             Xs = block[0][idx]
             csr = Xs.data.nbytes + Xs.indices.nbytes + Xs.indptr.nbytes
             return len(pickle.dumps(out, protocol=5)), csr, int(Xs.nnz)
 
-        out_bytes, csr_bytes, sampled_nnz = client.submit(run, data.parts[0]).result()
+        [shipped] = client.scatter([model], hash=False)
+        out_bytes, csr_bytes, sampled_nnz = client.submit(run, data.parts[0], shipped).result()
+        shipped.release()
     finally:
         data.release()
     args_bytes = len(pickle.dumps(kw, protocol=5))

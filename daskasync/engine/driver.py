@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from distributed import CancelledError, as_completed
 
+from .._comm import scatter_retrying
 from ..constraints import Interval, check
 from ..problem import RowStats
 from ..stragglers import Straggler, make_straggler
@@ -450,12 +451,22 @@ class Engine:
     # -- full passes (objective, gradient, row norms) --------------------------------------
     async def amap_partitions(self, kernel: Callable, model: Any, kind: str, **kwargs) -> list:
         """``kernel(block, model, **kwargs)`` on every partition (high priority, outside
-        the logical clock); results in partition order."""
-        specs = [
-            TaskSpec(kernel, p, -1, model, 0, kwargs, kind, priority=10)
-            for p in range(self.n_partitions)
-        ]
-        return [r[0] for r in await self._gather(specs, self._passes)]
+        the logical clock); results in partition order. A model larger than the
+        broadcaster's inline limit is placed on the cluster once and shared by the tasks,
+        not copied into each."""
+        shared = None
+        if isinstance(model, np.ndarray) and model.nbytes > self.broadcaster.inline_max_bytes:
+            [shared] = await scatter_retrying(self.client, [model])
+        try:
+            specs = [
+                TaskSpec(kernel, p, -1, model if shared is None else shared, 0, kwargs, kind,
+                         priority=10)
+                for p in range(self.n_partitions)
+            ]
+            return [r[0] for r in await self._gather(specs, self._passes)]
+        finally:
+            if shared is not None:
+                shared.release()
 
     def map_partitions(self, kernel: Callable, model: Any, kind: str, **kwargs) -> list:
         """Synchronous :meth:`amap_partitions`."""

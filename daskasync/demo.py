@@ -11,11 +11,12 @@ plot); this module chooses its defaults (:data:`DEMO_DEFAULTS`) and tells the re
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_DEFAULTS", "TIE", "run_demo", "summary", "verdict"]
+__all__ = ["DEMO_DEFAULTS", "TIE", "dashboard_note", "describe_start", "ratio_text",
+           "run_demo", "summary", "time_table", "verdict"]
 
 #: the embedded default problem and race: synchronous L-BFGS against asynchronous
 #: aggregated-gradient L-BFGS (``solver="auto"``'s choice for smooth problems) on dense
@@ -38,16 +39,15 @@ DEMO_DEFAULTS: dict[str, Any] = {
 TIE = 1.1
 
 
-def run_demo(client: Any, *, say: Callable[[str], None] = print,
-             **options: Any) -> dict[str, Any]:
+def run_demo(client: Any, *, progress: bool = True, **options: Any) -> dict[str, Any]:
     """Race ``DEMO_DEFAULTS["solvers"]`` (or ``solvers=``) on ``client``'s cluster.
 
     Parameters
     ----------
     client : distributed.Client
         The cluster to race on.
-    say : callable
-        Where the progress lines go.
+    progress : bool
+        Print the benchmark's progress lines.
     **options
         Arguments of :func:`~daskasync.bench.runner.run_benchmark` overriding
         :data:`DEMO_DEFAULTS` (``workers`` and ``threads`` are the cluster's business and
@@ -63,7 +63,7 @@ def run_demo(client: Any, *, say: Callable[[str], None] = print,
 
     kw = {k: v for k, v in {**DEMO_DEFAULTS, **options}.items()
           if k not in ("workers", "threads")}
-    return run_benchmark(client, overhead_updates=0, progress=say is not None, **kw)
+    return run_benchmark(client, overhead_updates=0, progress=progress, **kw)
 
 
 def _is_sync(entry: Mapping[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .clusters import cluster_client
+from .demo import shown as as_typed
 
 __all__ = ["CACHE_DIR", "build_parser", "main"]
 
@@ -93,24 +94,12 @@ def _typed(name: str, parse: Callable[[str], Any], allowed: Sequence[Any]) -> di
     return kw
 
 
-def _shown(default: Any) -> str:
-    """A default as the user would type it: lists comma separated, numbers short."""
-    if isinstance(default, (list, tuple)):
-        return ",".join(_shown(v) for v in default)
-    if isinstance(default, float):
-        text = f"{default:.6e}" if 0 < abs(default) < 1e-3 else f"{default:g}"
-        mantissa, e, exponent = text.partition("e")
-        mantissa = mantissa.rstrip("0").rstrip(".") if e else mantissa
-        return f"{mantissa}e{int(exponent)}" if e else mantissa
-    return str(default)
-
-
 def _add(parser: argparse.ArgumentParser, flag: str, text: str, *aliases: str,
          default: Any = None, shown: str | None = None, **kw: Any) -> None:
     """``add_argument`` with help that ends with the default (``shown``, else the default
     as typed), unless there is none."""
     if default is not None:
-        text += f" (default: {shown if shown is not None else _shown(default)})"
+        text += f" (default: {shown if shown is not None else as_typed(default)})"
     parser.add_argument(flag, *aliases, default=default, help=text, **kw)
 
 

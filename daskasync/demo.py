@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEMO_DEFAULTS", "TIE", "dashboard_note", "describe_start", "ratio_text",
-           "run_demo", "summary", "time_table", "verdict"]
+           "run_demo", "shown", "summary", "time_table", "verdict"]
 
 #: the embedded default problem and race: synchronous L-BFGS against asynchronous
 #: aggregated-gradient L-BFGS (``solver="auto"``'s choice for smooth problems) on dense
@@ -37,6 +37,25 @@ DEMO_DEFAULTS: dict[str, Any] = {
 
 #: speed-ups within ``[1 / TIE, TIE]`` are called a tie
 TIE = 1.1
+
+
+def shown(default: Any) -> str:
+    """A value as a user would type it on the command line: lists comma separated, numbers
+    short.
+
+    Examples
+    --------
+    >>> shown([1e-2, 1e-4, 2.5e-6]), shown(12.0)
+    ('0.01,1e-4,2.5e-6', '12')
+    """
+    if isinstance(default, (list, tuple)):
+        return ",".join(shown(v) for v in default)
+    if isinstance(default, float):
+        text = f"{default:.6e}" if 0 < abs(default) < 1e-3 else f"{default:g}"
+        mantissa, e, exponent = text.partition("e")
+        mantissa = mantissa.rstrip("0").rstrip(".") if e else mantissa
+        return f"{mantissa}e{int(exponent)}" if e else mantissa
+    return str(default)
 
 
 def run_demo(client: Any, *, progress: bool = True, **options: Any) -> dict[str, Any]:
@@ -163,13 +182,17 @@ def _next_commands(results: Mapping[str, Any]) -> list[str]:
            else "the same race under ASYNC's cloud stragglers")
     solvers = [*results["solvers"]]
     more = " ".join(dict.fromkeys([*solvers, "saga", "asaga", "sklearn-lbfgs"]))
-    targets = ",".join(f"{t:g}" for t in results["targets"])
+    targets = shown(list(results["targets"]))
+    source = str(ds.get("source", "synthetic:"))
+    data = (f"--data {source}" if not source.startswith("synthetic:") else
+            f"--synthetic {source.partition(':')[2] or 'epsilon'} --n {2 * ds['n']} "
+            f"--d {2 * ds['d']}" + "".join(f" --synthetic-param {k}={v:g}"
+                                            for k, v in (ds.get("params") or {}).items()))
     return [
         f"  daskasync demo --stragglers {other}    # {why}",
-        f"  daskasync bench --n {2 * ds['n']} --d {2 * ds['d']} "
-        f"--partitions {ds['partitions']} --solvers {more} --stragglers {stragglers} "
-        f"--targets {targets} --time-budget 60    # more solvers, scikit-learn included, "
-        "larger data (see daskasync bench --help)",
+        f"  daskasync bench {data} --partitions {ds['partitions']} --solvers {more} "
+        f"--stragglers {stragglers} --targets {targets} --time-budget 60    # more "
+        "solvers, scikit-learn included (see daskasync bench --help)",
     ]
 
 

@@ -149,7 +149,8 @@ def run_launch(
         lam = float(s.lam) if s.lam is not None else 1.0 / pdata.n
         f_star, f_info = compute_f_star(pdata, loss=s.loss, lam=lam, cache_dir=cache_dir)
         say(f"launch {index}: {pdata.name}: n={pdata.n} d={pdata.d} nnz={pdata.nnz}, "
-            f"lam={lam:.3g}, f*={f_star:.10g} ({'cached' if f_info['cached'] else 'computed'})")
+            f"lam={lam:.3g}, f*={f_star:.10g} ({'read from' if f_info['cached'] else 'saved to'} "
+            f"the cache {cache_dir})")
         overhead = _overhead(client, overhead_updates, say)
         first_sync = next((x.label for x in s.specs
                            if x.kind == "daskasync" and is_synchronous(x)), None)

@@ -38,13 +38,16 @@ def _race_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import dashboard_note, describe_start, run_demo, summary
 
+    kw = _race_kwargs(args)
+    if args.synthetic_param is None:
+        del kw["synthetic_params"]  # the demo's own
     dashboard = None if args.scheduler else args.dashboard_address
     with cluster_client(args.scheduler, args.workers, args.threads,
                         dashboard_address=dashboard) as client:
         link = client.dashboard_link or None
         print(dashboard_note(link), flush=True)
         print(describe_start(args.solvers, args.stragglers, args.time_budget), flush=True)
-        results = run_demo(client, **_race_kwargs(args))
+        results = run_demo(client, **kw)
         print(summary(results, output=args.output, dashboard=link), flush=True)
     return 0
 
@@ -115,7 +118,8 @@ def _cluster_options(parser: argparse.ArgumentParser, threads: int) -> None:
          **_typed("--threads", int, [POSITIVE_INT]))
 
 
-def _data_options(parser: argparse.ArgumentParser, n: int, d: int, *aliases: str) -> None:
+def _data_options(parser: argparse.ArgumentParser, n: int, d: int, *aliases: str,
+                  params: str = "the family's own") -> None:
     from .constraints import Options
     from .data.checks import POSITIVE_INT
     from .datasets import SYNTHETIC_KINDS
@@ -131,8 +135,8 @@ def _data_options(parser: argparse.ArgumentParser, n: int, d: int, *aliases: str
     parser.add_argument("--synthetic-param", type=_key_value, action="append",
                         metavar="KEY=NUMBER",
                         help="a parameter of the synthetic family (repeatable), e.g. "
-                        "decay=0.5 for an ill-conditioned epsilon-like problem (default: "
-                        "the family's own)")
+                        f"decay=0.5 for an ill-conditioned epsilon-like problem (default: "
+                        f"{params})")
 
 
 def _race_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
@@ -194,7 +198,8 @@ def _add_demo(sub: Any) -> None:
     _cluster_options(demo, threads=DEMO_DEFAULTS["threads"])
     _add(demo, "--dashboard-address", "where the LocalCluster serves its dashboard (a "
          "busy port is replaced by a free one)", default=":8787", metavar="ADDRESS")
-    _data_options(demo, DEMO_DEFAULTS["n"], DEMO_DEFAULTS["d"], "--kind")
+    _data_options(demo, DEMO_DEFAULTS["n"], DEMO_DEFAULTS["d"], "--kind",
+                  params="decay=0.5 for epsilon, the family's own for rcv1")
     _race_options(demo, DEMO_DEFAULTS)
     demo.set_defaults(func=_demo)
 

@@ -83,7 +83,8 @@ def _results(times: dict[str, list[float | None]], stragglers: str = "cloud") ->
                for s in specs}
     return {"targets": targets, "solvers": solvers, "time_budget_s": 10.0,
             "stragglers": {"model": stragglers, "form": "partition"},
-            "dataset": {"name": "epsilon", "n": 4000, "d": 20, "partitions": 4},
+            "dataset": {"name": "epsilon", "n": 4000, "d": 20, "source": "synthetic:epsilon"},
+            "cluster": {"partitions": 4},
             "ratios_to_best_sync": ratios_to_best_sync(specs, solvers, targets)}
 
 

@@ -80,7 +80,7 @@ def test_every_document_has_runnable_blocks_and_few_skips():
     assert sum(not s for p in DOCUMENTS for *_, s in python_blocks(p.read_text())) >= 20
 
 
-def run_blocks(path: Path, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_blocks(path: Path, cwd: Path, timeout: float = 1700) -> subprocess.CompletedProcess:
     """Run the blocks of ``path`` not marked to skip, in order, in one namespace, in a
     fresh process whose current folder is ``cwd``."""
     blocks = [(line, code) for line, code, skip in python_blocks(path.read_text())
@@ -100,6 +100,7 @@ def test_a_failing_block_fails_with_the_documents_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the user guide's 14 blocks start 14 LocalClusters
 @pytest.mark.parametrize("path", DOCUMENTS, ids=[p.name for p in DOCUMENTS])
 def test_python_blocks_run_as_written(path, tmp_path):
     if not any(not s for *_, s in python_blocks(path.read_text())):

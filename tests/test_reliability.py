@@ -139,7 +139,9 @@ def test_without_a_source_a_lost_block_ends_the_run_clearly(process_cluster, pro
     pc = process_cluster(2)
     with Client(pc.address) as client:
         data = daskasync.PartitionedData.from_arrays(X, y, n_partitions=4, recoverable=False)
-        killer = At({3: "w0"}, pc.kill)
+        names = {a: n for n, a in _workers_by_name(client).items()}
+        holder = names[data.locations()[0][0]]  # a worker that surely holds a block
+        killer = At({3: holder}, pc.kill)
         with pytest.raises(RuntimeError, match="cannot be re-created"):
             _sync_run(data, callback=killer)
         killer.join()

@@ -104,3 +104,12 @@ def test_the_dashboard_serves_with_the_installed_bokeh():
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=30) as page:
             assert page.status == 200
             assert b"Bokeh.embed" in page.read()  # a Bokeh document, not "install bokeh"
+
+
+@pytest.mark.parametrize("module", sorted(
+    ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for p in PACKAGE.rglob("*.py")))
+def test_every_module_imports(module):
+    """Each module imports with the installed versions (CI: the lowest declared too); the
+    peers' packages are optional and imported lazily."""
+    importlib.import_module(module)

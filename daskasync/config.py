@@ -245,7 +245,6 @@ def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any
         "n_outputs": problem.n_outputs,
         "solver": solver.name,
         "loss": problem.loss.name,
-        **_penalty_settings(problem.penalty),
         "fit_intercept": problem.fit_intercept,
         "batch_fraction": fraction,
         "seed": int(args["seed"]),
@@ -253,7 +252,8 @@ def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any
             args["step_size"]),
         "step_schedule": _callable_name(schedule),
     }
-    fp.update(_prefixed(fp, dataclasses.asdict(options)))
+    fp.update(_prefixed(fp, _penalty_settings(problem.penalty), "penalty."))
+    fp.update(_prefixed(fp, dataclasses.asdict(options), "solver_options."))
     if not solver.synchronous:
         described = dict(barrier.describe())
         staleness = described.pop("max_staleness", None)
@@ -280,10 +280,10 @@ def _penalty_settings(penalty: Any) -> dict[str, Any]:
     return out
 
 
-def _prefixed(taken: Mapping[str, Any], items: Mapping[str, Any]) -> dict[str, Any]:
-    """The solver's options ``items``, a name already in ``taken`` prefixed by
-    ``solver_options.``."""
-    return {(f"solver_options.{k}" if k in taken else k): v for k, v in items.items()}
+def _prefixed(taken: Mapping[str, Any], items: Mapping[str, Any],
+              prefix: str) -> dict[str, Any]:
+    """``items``, a name already in ``taken`` prefixed by ``prefix``."""
+    return {(f"{prefix}{k}" if k in taken else k): v for k, v in items.items()}
 
 
 def _callable_name(value: Any) -> Any:

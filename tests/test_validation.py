@@ -373,3 +373,14 @@ def test_unreachable_scheduler_address_is_named():
     with pytest.raises(ValueError, match=f"scheduler: cannot connect to '{address}'"):
         with cluster_client(address, 1, 1, timeout="2s"):
             pass
+
+
+def test_the_scheduler_check_sees_a_late_failure(ctx):
+    """The check of the table can fail: an error raised after a task ran (here a
+    ``from_arrays`` whose dask labels hold NaN, found by the block tasks) moves it."""
+    before = scheduler_probe.seen(ctx.client)
+    y = dsa.from_array(_with(ctx.y, 3, np.nan), chunks=50)
+    with pytest.raises(ValueError, match="y"):
+        da.PartitionedData.from_arrays(dsa.from_array(ctx.X, chunks=(50, 4)), y,
+                                       client=ctx.client)
+    assert scheduler_probe.seen(ctx.client) != before

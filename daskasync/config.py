@@ -31,7 +31,7 @@ from .solvers.registry import AUTO, choose_solver, get_solver
 from .state import RunState
 from .stragglers import Straggler, make_straggler
 
-__all__ = ["CONSTRAINTS", "RunConfig", "check_support", "make_config"]
+__all__ = ["CONSTRAINTS", "RunConfig", "check_support", "make_config", "solver_barrier"]
 
 _POSITIVE = Interval("real", 0, closed="neither")
 _POSITIVE_INT = Interval("int", 1)
@@ -124,7 +124,7 @@ def make_config(data: Any, args: Mapping[str, Any]) -> RunConfig:
     if all(stop_args[k] is None for k in _STOP if k != "check_every"):
         stop_args["max_epochs"] = 10.0
     stop = StopCriteria(**stop_args)
-    barrier = _barrier(solver, args)
+    barrier = solver_barrier(solver, args["barrier"], beta=args["beta"], tau=args["tau"])
     straggler = make_straggler(args["stragglers"], n_partitions=data.n_partitions,
                                c=args["straggler_c"], seed=args["seed"])
     fingerprint = _fingerprint(data, problem, solver, options, fraction, schedule_name,
@@ -171,15 +171,19 @@ def _problem(data: Any, args: Mapping[str, Any]) -> Problem:
                    n_outputs)
 
 
-def _barrier(solver: type[Solver], args: Mapping[str, Any]) -> Barrier:
+def solver_barrier(solver: type[Solver], barrier: Any = None, *, beta: float = 0.93,
+                   tau: int | None = None) -> Barrier:
+    """The barrier a run of ``solver`` uses: ``"sync"`` for a synchronous solver (any
+    other is refused), else :func:`~daskasync.engine.barriers.make_barrier`'s; every
+    refusal names its argument (``barrier``, ``beta``, ``tau``)."""
     if solver.synchronous:
-        if args["barrier"] not in (None, "sync"):
+        if barrier not in (None, "sync"):
             raise ValueError(
                 f"barrier: solver {solver.name!r} is synchronous; use barrier='sync' or an "
-                f"asynchronous solver, got {args['barrier']!r}"
+                f"asynchronous solver, got {barrier!r}"
             )
         return make_barrier("sync")
-    return make_barrier(args["barrier"], beta=args["beta"], tau=args["tau"])
+    return make_barrier(barrier, beta=beta, tau=tau)
 
 
 def _start(data: Any, problem: Problem, solver: type[Solver], args: Mapping[str, Any]):

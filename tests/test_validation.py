@@ -54,7 +54,7 @@ def ctx(cluster, tmp_path_factory):
     y = np.sign(X[:, 0])
     for i in range(2):
         dump_svmlight_file(X[100 * i:100 * (i + 1)], y[100 * i:100 * (i + 1)],
-                           folder / f"part-{i}.svm", zero_based=False)
+                           str(folder / f"part-{i}.svm"), zero_based=False)
     (folder / "notes.txt").write_text("this is not LIBSVM\n")
     with Client(cluster) as c:
         scheduler_probe.install(c)
@@ -281,7 +281,7 @@ CASES: list[tuple[str, Callable[[Ctx], Any], type, str]] = [
     ("shards-glob-matches-nothing", _libsvm(lambda c: str(c.folder / "none-*.svm")),
      ValueError, "paths"),
     ("shards-item-type", _libsvm(lambda c: [c.svm, 3]), TypeError, "paths"),
-    ("shards-empty-list", _libsvm(lambda c: []), ValueError, "path"),
+    ("shards-empty-list", _libsvm(lambda c: []), ValueError, "paths"),
     ("shards-missing-file", _libsvm(lambda c: [c.svm, str(c.folder / "gone.svm")]),
      FileNotFoundError, "gone.svm"),
     ("shards-shuffle", _libsvm(lambda c: str(c.folder / "part-*.svm"), shuffle=True),

@@ -13,7 +13,7 @@ import dask.array as da
 import numpy as np
 import sparse
 from distributed import Client, LocalCluster, get_client
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -111,6 +111,13 @@ class LinearModel(BaseEstimator):
         self.verbose = verbose
 
     # -- parameters ------------------------------------------------------------------------
+    def __sklearn_clone__(self) -> LinearModel:
+        """scikit-learn's clone, sharing the client: a live client cannot be copied, and
+        the clones that GridSearchCV or cross_validate fit in threads should all use it."""
+        params = {k: v if k == "client" else clone(v, safe=False)
+                  for k, v in self.get_params(deep=False).items()}
+        return type(self)(**params)
+
     def _check_params(self) -> None:
         check_all(self.get_params(deep=False), _PARAMETER_CONSTRAINTS)
         if self.solver != AUTO:

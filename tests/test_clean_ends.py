@@ -95,7 +95,7 @@ def test_runs_ending_with_tasks_in_flight_log_nothing_alarming(process_cluster, 
         ends["saga"] = res.stop_reason
         for solver in ("asaga", "saga"):  # an error in the middle of a run
             with pytest.raises(Stop):
-                daskasync.minimize(data, solver=solver, max_epochs=50,
+                daskasync.minimize(data, solver=solver, max_epochs=500,
                                    callback=_raise_at(40), **kw)
         def slow_sum(block, w, partition, **kw):  # nested: pickled by value
             time.sleep(0.05 * (partition % 3))

@@ -68,6 +68,7 @@ class Killer:
     def __init__(self, pc: ProcessCluster, client: Client, data) -> None:
         self.pc, self.client, self.data = pc, client, data
         self.lost: list[int] = []
+        self.lost_versions = 0  #: scattered model versions only the victims held
         self.victims: list[str] = []
 
     def __call__(self, *names: str) -> None:
@@ -78,6 +79,10 @@ class Killer:
             names = (max(by_name, key=lambda n: (sole.count(by_name[n]), n)),)
         victims = {by_name[n] for n in names}
         self.lost += [p for p, hs in locations.items() if hs and set(hs) <= victims]
+        self.lost_versions += sum(
+            1 for k, hs in self.client.who_has().items()
+            if str(k).startswith("daskasync-model-") and hs and set(hs) <= victims
+        )
         for n in names:
             self.pc.kill(n)
         self.victims += names
@@ -115,9 +120,10 @@ def test_sync_saga_survives_killed_workers_bit_for_bit(process_cluster, problem)
         assert rec["blocks_lost"] == rec["blocks"] == len(kill.lost)
         assert rec["blocks_from_copies"] == 0 and rec["blocks_copied"] == 0
         assert rec["model_versions"] == 0  # sent inline with the tasks: nothing to lose
-        # each lost block's task of the round in flight ran again; a full-objective pass
-        # in flight adds at most one task per lost block
-        assert rec["blocks"] <= rec["tasks"] <= 2 * rec["blocks"]
+        # each lost block's task ran again; the scheduler cancels a whole message of tasks
+        # when one needs a lost block, so each kill relaunched at most a round and a
+        # full-objective pass (P tasks each)
+        assert rec["blocks"] <= rec["tasks"] <= 2 * 2 * 6
         [survivor] = _workers_by_name(client).values()
         assert data.lost() == [] and set(data.locations().values()) == {(survivor,)}
         assert hit.objective == calm.objective
@@ -150,7 +156,8 @@ def test_async_saga_survives_killed_workers(process_cluster, problem):
         assert rec["blocks_lost"] == rec["blocks"] == len(kill.lost)
         # every partition keeps getting tasks: a lost block's next task at least ran again
         assert rec["tasks"] >= rec["blocks"]
-        assert rec["model_versions"] <= rec["tasks"]
+        # a version is placed again once, however many of its tasks were cancelled
+        assert rec["model_versions"] <= min(rec["tasks"], kill.lost_versions)
         assert data.lost() == []
         calm_gap = (calm.objective - f_star) / f_star
         hit_gap = (hit.objective - f_star) / f_star
@@ -352,8 +359,9 @@ def test_workers_that_join_keep_their_copies(process_cluster, problem, monkeypat
             assert 0 < counts["blocks"] < 6
             assert set(workers) == {"w1", "w2"}
         else:
-            assert counts["blocks"] == 0  # w0's copies took over, nothing came from the driver
-            assert counts["blocks_from_copies"] >= 1
+            # nothing came from the driver: the copies the joined workers held are computed
+            # again from w0's (or w0's own take over)
+            assert counts["blocks"] == counts["blocks_lost"] == 0
             assert set(workers) == {"w0"}
         assert data.lost() == []
         data.release()

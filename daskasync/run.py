@@ -139,7 +139,6 @@ async def _run(engine: Engine, config: RunConfig, solver: Solver, span_id: str) 
             every = monitor.check_every  # about once per epoch
         monitor.set_checkpoint(lambda model: make_state(model).save(ckpt["path"]), every,
                                ckpt["interval"])
-    blocks_before = getattr(engine.data, "n_recovered", 0)
     ctx = RunContext(engine, config.problem, monitor, schedule, config.fraction,
                      config.staleness_aware, config.history)
     try:
@@ -153,11 +152,7 @@ async def _run(engine: Engine, config: RunConfig, solver: Solver, span_id: str) 
                                     if not isinstance(v, np.ndarray)}
         result = await monitor.finish(engine, final, solver=config.name, settings=settings,
                                       state=state)
-        result.recovered = {
-            "tasks": engine.n_relaunched,
-            "blocks": getattr(engine.data, "n_recovered", 0) - blocks_before,
-            "model_versions": engine.broadcaster.n_recovered,
-        }
+        result.recovered = engine.recovery.counts()
     finally:
         if monitor.progress is not None:
             monitor.progress.close()

@@ -170,7 +170,7 @@ def minimize(
     checkpoint_every, checkpoint_interval
         How often to save (updates; seconds).
     verbose : int, default 0
-        ``1``: a progress bar (``tqdm.auto``: a widget in Jupyter) with updates, epoch,
+        ``1``: a progress bar (a widget in Jupyter, one line elsewhere) with updates, epoch,
         objective and staleness. A bar checks the full objective about once per epoch,
         alongside the run.
     callback : callable, optional

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .problem import relative_suboptimality
-from .progress import RunInfo
+from .progress import RunInfo, in_notebook
 from .result import FitResult
 
 __all__ = ["plot_history", "LivePlot"]
@@ -45,8 +45,8 @@ def plot_history(
     f_star : float, optional
         Optimal objective: the curves then show ``(f - f_star) / |f_star|`` on a log scale.
     label : str, optional
-        Legend label (default: the solver's name). Call again with the same ``axes`` to
-        overlay runs.
+        Legend label of this run in every panel (default: the solver's name). Call again
+        with the same ``axes`` to overlay runs.
     axes : array of 4 matplotlib Axes, optional
         Where to draw (default: a new 2 x 2 figure).
 
@@ -106,6 +106,7 @@ def plot_history(
     ax.set_xlabel("staleness (updates applied meanwhile)")
     ax.set_ylabel("results")
     ax.set_title("Staleness of applied results")
+    _legend(ax)
     ax = axes[3]
     workers = list(res.worker_stats)
     times = [res.worker_stats[w]["mean_task_time"] * 1e3 for w in workers]
@@ -114,6 +115,7 @@ def plot_history(
     ax.set_xlabel("mean task time (ms)")
     ax.set_ylabel("worker (port)")
     ax.set_title("Task time per worker")
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -194,7 +196,7 @@ class LivePlot:
         return self._fig
 
     def _draw(self) -> None:
-        if not _in_notebook():
+        if not in_notebook():
             return
         from IPython.display import display
 
@@ -209,15 +211,13 @@ class LivePlot:
             self._handle.update(fig)
 
 
+def _legend(ax: Any) -> None:
+    """A legend of the runs drawn on ``ax`` (none while nothing labelled is drawn)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+
+
 def _relative(f: np.ndarray, f_star: float) -> np.ndarray:
     """:func:`~daskasync.problem.relative_suboptimality`, floored at 1e-16 for log scales."""
     return np.maximum(relative_suboptimality(f, f_star), 1e-16)
 
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"

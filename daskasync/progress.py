@@ -1,7 +1,8 @@
 """What a user sees while a run goes: a progress bar and a per-record callback.
 
-The bar is ``tqdm.auto`` (a widget in Jupyter, text elsewhere). It counts applied updates and
-shows the epoch, the last full-data objective and the staleness of recent results.
+The bar is a widget in Jupyter (``tqdm.notebook``, with ipywidgets) and one line redrawn in
+place elsewhere (``tqdm`` on stderr). It counts applied updates and shows the epoch, the last
+full-data objective and the staleness of recent results.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class RunInfo:
 class ProgressBar:
     """A tqdm bar over applied updates (``total`` from ``max_updates`` or ``max_epochs``).
 
+    In a Jupyter kernel (and without ``file``) the bar is a widget; without ipywidgets it
+    is one text line on stdout, redrawn in place (no warning, nothing on stderr).
+    Elsewhere it is one line on ``file`` (default stderr) redrawn in place, which stays on
+    screen when the bar closes.
+
     Examples
     --------
     >>> import io
@@ -46,15 +52,13 @@ class ProgressBar:
     def __init__(
         self, solver: str, total: int | None, *, initial: int = 0, file: IO[str] | None = None
     ) -> None:
-        from tqdm.auto import tqdm  # imported here: tqdm.auto warns in Jupyter without
-        # ipywidgets, which only matters when a bar is shown
-
-        self._bar: Any = tqdm(
+        bar, out = _bar_class(file)
+        self._bar: Any = bar(
             total=total,
             initial=initial,
             desc=solver,
             unit="upd",
-            file=file if file is not None else sys.stderr,
+            file=out,
             dynamic_ncols=True,
             leave=True,
         )
@@ -70,3 +74,29 @@ class ProgressBar:
 
     def close(self) -> None:
         self._bar.close()
+
+
+def _bar_class(file: IO[str] | None) -> tuple[Any, IO[str]]:
+    """The tqdm class and stream of a bar: the notebook widget in a Jupyter kernel with
+    ipywidgets, text on stdout in one without, text on ``file`` (or stderr) elsewhere."""
+    from tqdm.std import tqdm
+
+    if file is not None or not in_notebook():
+        return tqdm, file if file is not None else sys.stderr
+    try:
+        import ipywidgets  # noqa: F401  (what tqdm.notebook draws with)
+    except ImportError:
+        return tqdm, sys.stdout
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    return notebook_tqdm, sys.stdout
+
+
+def in_notebook() -> bool:
+    """Whether the code runs in a Jupyter kernel (where rich output is displayed)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"

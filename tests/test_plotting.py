@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import urllib.request
+
 import matplotlib
 import numpy as np
 import pytest
 from dask.utils import key_split
+from distributed import Client, LocalCluster
 
 import daskasync as da
 
@@ -38,7 +42,9 @@ def test_plot_history_draws_every_panel(client, data):
     fig2 = da.plot_history(res, f_star=f_star, label="asaga")
     da.plot_history(sync, f_star=f_star, label="saga", axes=fig2.axes)
     assert fig2.axes[0].get_yscale() == "log" and len(fig2.axes[0].lines) == 2
-    assert [t.get_text() for t in fig2.axes[0].get_legend().get_texts()] == ["asaga", "saga"]
+    for ax in fig2.axes:  # every panel names the runs it overlays
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["asaga", "saga"], (
+            ax.get_title())
     assert set(sync.staleness_counts) == {0}  # synchronous rounds: never stale
 
 
@@ -85,3 +91,38 @@ def test_the_dashboard_sees_one_span_per_run_and_readable_task_names(client, dat
     eng = da.Engine(data, name="asaga")
     key = eng.launcher.key("grad", 3)
     assert key.startswith("asaga-grad-p3-") and key_split(key) == "asaga-grad"
+
+
+def test_progress_bar_is_one_line_redrawn_in_place():
+    out = io.StringIO()
+    bar = da.ProgressBar("asaga", total=300, file=out)
+    for k in range(1, 301):
+        bar.update(k, epoch=k / 100, objective=1.0 / k, staleness=1.5)
+    bar.close()
+    text = out.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")  # one line, kept when done
+    last = text.rstrip("\n").split("\r")[-1]
+    assert "300/300" in last and "epoch=3.00" in last and "obj=" in last
+
+
+def test_the_dashboard_renders_its_plots():
+    """bokeh is installed with daskasync, so a LocalCluster's dashboard draws its plots
+    (without bokeh, /status says "Dask needs bokeh>=3.1.0 for the dashboard")."""
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
+                     protocol="tcp", dashboard_address="127.0.0.1:0") as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        url = client.dashboard_link
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/status")
+        with urllib.request.urlopen(url, timeout=60) as page:
+            html = page.read().decode()
+        assert "needs bokeh" not in html, html[:300]
+        assert "bokeh.min.js" in html and html.count("data-root-id=") == 5
+        from bokeh.client import pull_session
+
+        with pull_session(url=url) as session:  # the plots the browser's page draws
+            roots = {root.name: type(root).__name__ for root in session.document.roots}
+    assert roots == {"cluster_memory": "figure", "workers_memory": "figure",
+                     "processing_tabs": "Tabs", "task_stream": "figure",
+                     "task_progress": "figure"}

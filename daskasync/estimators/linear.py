@@ -99,7 +99,10 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         if isinstance(y, da.Array):
             found = np.asarray(da.unique(y).compute())
         else:
-            check_classification_targets(y)
+            try:
+                check_classification_targets(y)
+            except ValueError as e:
+                raise ValueError(f"y: {e}") from e
             found = np.unique(y)
         encoder = LabelEncoder(classes_of(found, classes))
         self.classes_ = encoder.classes

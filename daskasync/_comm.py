@@ -10,8 +10,9 @@ from distributed import Client, Future
 
 __all__ = ["scatter_retrying"]
 
-#: a worker dying under a transfer (distributed's CommClosedError is an OSError)
-_TRANSIENT = (OSError, asyncio.TimeoutError)
+#: a worker dying under a transfer (distributed's CommClosedError is an OSError), or removed
+#: by the scheduler between its choice and the transfer's end (a KeyError naming it)
+_TRANSIENT = (KeyError, OSError, asyncio.TimeoutError)
 
 
 async def scatter_retrying(

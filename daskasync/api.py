@@ -154,10 +154,13 @@ def minimize(
         for ``"albfgs"``; an unknown name is refused.
     init : RunState, optional
         Continue a run from its state (``result.state`` or :meth:`RunState.load`): model,
-        history, clock and task counters, step size. The data and settings must be the
-        ones the state was made with (else ``ValueError``); ``max_updates`` and
-        ``max_epochs`` count the whole run, so a synchronous run continued to ``k + m``
-        epochs equals one run of ``k + m`` epochs.
+        history, clock and task counters, step size, solver state. The data (the content
+        of every partition) and every setting that changes the iterates must be the ones
+        the state was made with, else ``ValueError`` names each difference;
+        ``max_updates`` and ``max_epochs`` count the whole run, so a synchronous run
+        continued to ``k + m`` epochs equals one run of ``k + m`` epochs bit for bit. An
+        asynchronous run continues from the state, but the order in which results arrive
+        is not reproduced (see :class:`daskasync.RunState`).
     checkpoint : str or os.PathLike, optional
         Save the run's :class:`RunState` to this ``.npz`` file every ``checkpoint_every``
         updates and/or ``checkpoint_interval`` seconds (default: once per epoch), and at

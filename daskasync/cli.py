@@ -1,70 +1,54 @@
 """The ``daskasync`` console script.
 
-``daskasync demo`` is the main job: it starts a LocalCluster (unless ``--scheduler`` is
-given), builds a synthetic problem on the workers (or loads ``--data FILE`` in LIBSVM
-format), and races synchronous SGD against ASGD, printing what each reached.
+``daskasync demo`` makes the library's case in under a minute: on a LocalCluster it starts
+(or ``--scheduler``), it races synchronous L-BFGS against asynchronous L-BFGS under
+injected stragglers and prints a time-to-target table, the speed-up and a verdict
+(:mod:`daskasync.demo`). ``daskasync bench`` is the full straggler benchmark, peers
+included (:func:`daskasync.bench.run_benchmark`). The two share their option names.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .clusters import cluster_client
+from .demo import shown as as_typed
 
-__all__ = ["main"]
+__all__ = ["CACHE_DIR", "build_parser", "main"]
+
+#: where ``f*`` is cached unless ``--cache-dir`` says otherwise (as ``run_benchmark``)
+CACHE_DIR = "~/.cache/daskasync"
+
+
+def _race_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``run_benchmark`` arguments that ``demo`` and ``bench`` share."""
+    return dict(
+        data=args.data, synthetic=args.synthetic, n=args.n, d=args.d,
+        synthetic_params=dict(args.synthetic_param or []), partitions=args.partitions,
+        solvers=args.solvers, stragglers=args.stragglers, straggler_c=args.straggler_c,
+        straggler_form=args.straggler_form, targets=args.targets,
+        time_budget=args.time_budget, seeds=args.seeds, lam=args.lam, loss=args.loss,
+        output=args.output, cache_dir=args.cache_dir,
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .api import minimize
-    from .data import PartitionedData
+    from .demo import dashboard_note, describe_start, run_demo, summary
 
-    with cluster_client(args.scheduler, args.workers, args.threads) as client:
-        t0 = time.perf_counter()
-        if args.data:
-            data = PartitionedData.from_libsvm(
-                args.data, n_partitions=args.partitions, client=client
-            )
-            labels = data.label_values
-            if labels is not None and set(labels.tolist()) - {-1.0, 1.0}:
-                print(f"labels {labels.tolist()} are not +-1: fitting least squares instead")
-                args.loss = "squared"
-        else:
-            data = PartitionedData.synthetic(
-                args.kind,
-                n=args.n,
-                d=args.d,
-                n_partitions=args.partitions,
-                seed=args.seed,
-                client=client,
-            )
-        print(f"{data!r} ready in {time.perf_counter() - t0:.1f}s on {len(client.nthreads())} workers")
-        out = {}
-        for solver in args.solvers:
-            res = minimize(
-                data,
-                solver=solver,
-                loss=args.loss,
-                batch_fraction=args.batch_fraction,
-                max_epochs=args.epochs,
-                seed=args.seed,
-                stragglers=None if args.stragglers == "none" else args.stragglers,
-            )
-            out[solver] = res
-            print(
-                f"{solver:>5}: objective {res.objective:.6f}  updates {res.updates:6d}  "
-                f"epochs {res.epochs:5.2f}  time {res.wall_time:6.2f}s  "
-                f"mean staleness {res.mean_staleness:5.2f}  dropped {res.dropped}"
-            )
-        if args.output:
-            with open(args.output, "w") as fh:
-                json.dump({k: v.to_dict() for k, v in out.items()}, fh, indent=1)
-            print(f"wrote {args.output}")
-        data.release()
+    kw = _race_kwargs(args)
+    if args.synthetic_param is None:
+        del kw["synthetic_params"]  # the demo's own
+    dashboard = None if args.scheduler else args.dashboard_address
+    with cluster_client(args.scheduler, args.workers, args.threads,
+                        dashboard_address=dashboard) as client:
+        link = client.dashboard_link or None
+        print(dashboard_note(link), flush=True)
+        print(describe_start(args.solvers, args.stragglers, args.time_budget), flush=True)
+        results = run_demo(client, **kw)
+        print(summary(results, output=args.output, dashboard=link), flush=True)
     return 0
 
 
@@ -82,13 +66,8 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench.runner import run_benchmark
 
     kw = dict(
-        data=args.data, synthetic=args.synthetic, n=args.n, d=args.d,
-        synthetic_params=dict(args.synthetic_param or []), partitions=args.partitions,
-        solvers=args.solvers, stragglers=args.stragglers, straggler_c=args.straggler_c,
-        straggler_form=args.straggler_form, straggler_workers=args.straggler_workers,
-        targets=args.targets, time_budget=args.time_budget, seeds=args.seeds,
-        repeats=args.repeats, lam=args.lam, loss=args.loss, tune=args.tune,
-        tune_seconds=args.tune_seconds, output=args.output, cache_dir=args.cache_dir,
+        **_race_kwargs(args), straggler_workers=args.straggler_workers,
+        repeats=args.repeats, tune=args.tune, tune_seconds=args.tune_seconds,
         overhead_updates=args.overhead_updates,
         **({"tune_grid": args.tune_grid} if args.tune_grid else {}),
     )
@@ -118,122 +97,156 @@ def _typed(name: str, parse: Callable[[str], Any], allowed: Sequence[Any]) -> di
     return kw
 
 
+def _add(parser: argparse.ArgumentParser, flag: str, text: str, *aliases: str,
+         default: Any = None, shown: str | None = None, **kw: Any) -> None:
+    """``add_argument`` with help that ends with the default (``shown``, else the default
+    as typed), unless there is none."""
+    if default is not None:
+        text += f" (default: {shown if shown is not None else as_typed(default)})"
+    parser.add_argument(flag, *aliases, default=default, help=text, **kw)
+
+
 def _cluster_options(parser: argparse.ArgumentParser, threads: int) -> None:
     from .data.checks import POSITIVE_INT
 
-    parser.add_argument("--scheduler",
-                        help="address of an existing scheduler (default: LocalCluster)")
-    parser.add_argument("--workers", default=2, help="LocalCluster worker processes",
-                        **_typed("--workers", int, [POSITIVE_INT]))
-    parser.add_argument("--threads", default=threads, help="threads per worker",
-                        **_typed("--threads", int, [POSITIVE_INT]))
+    _add(parser, "--scheduler", "address of a running scheduler, e.g. tcp://host:8786 "
+         "(default: start a LocalCluster of --workers processes on this machine, closed at "
+         "the end)", metavar="ADDRESS")
+    _add(parser, "--workers", "LocalCluster worker processes", default=2,
+         **_typed("--workers", int, [POSITIVE_INT]))
+    _add(parser, "--threads", "threads per LocalCluster worker", default=threads,
+         **_typed("--threads", int, [POSITIVE_INT]))
 
 
-def _add_demo(sub: Any) -> None:
-    from .bench.peers import LOSSES
-    from .bench.specs import STRAGGLER_CONSTRAINTS
-    from .config import CONSTRAINTS
-    from .constraints import Interval, Options
+def _data_options(parser: argparse.ArgumentParser, n: int, d: int, *aliases: str,
+                  params: str = "the family's own") -> None:
+    from .constraints import Options
     from .data.checks import POSITIVE_INT
     from .datasets import SYNTHETIC_KINDS
 
-    demo = sub.add_parser("demo", help="race SGD against ASGD on an embedded default problem")
-    _cluster_options(demo, threads=1)
-    demo.add_argument("--data", help="LIBSVM file (plain, .gz, .bz2, .xz) instead of synthetic data")
-    demo.add_argument("--kind", default="epsilon",
-                      **_typed("--kind", str, [Options(*SYNTHETIC_KINDS)]))
-    demo.add_argument("--n", default=40_000, help="synthetic rows",
-                      **_typed("--n", int, [POSITIVE_INT]))
-    demo.add_argument("--d", default=100, help="synthetic columns",
-                      **_typed("--d", int, [POSITIVE_INT]))
-    demo.add_argument("--partitions", default=8, **_typed("--partitions", int, [POSITIVE_INT]))
-    demo.add_argument("--loss", default="logistic", **_typed("--loss", str, [Options(*LOSSES)]))
-    demo.add_argument("--solvers", nargs="+", default=["sgd", "asgd"],
-                      **_typed("--solvers", str, [Options("sgd", "asgd")]))
-    demo.add_argument("--epochs", default=3.0, help="passes over the data per solver",
-                      **_typed("--epochs", float, [Interval("real", 0, closed="neither")]))
-    demo.add_argument("--batch-fraction", default=0.1,
-                      **_typed("--batch-fraction", float, CONSTRAINTS["batch_fraction"]))
-    demo.add_argument("--stragglers", default="none",
-                      **_typed("--stragglers", str, STRAGGLER_CONSTRAINTS["stragglers"]))
-    demo.add_argument("--seed", default=0, **_typed("--seed", int, CONSTRAINTS["seed"]))
-    demo.add_argument("--output", help="write the results as JSON here")
+    _add(parser, "--data", "LIBSVM file with binary labels (plain, .gz, .bz2, .xz) "
+         "(default: synthetic data made on the workers)", metavar="FILE")
+    _add(parser, "--synthetic", "synthetic family: dense epsilon-like or sparse rcv1-like"
+         + ("; --kind is a deprecated alias" if aliases else ""), *aliases,
+         default="epsilon", dest="synthetic",
+         **_typed("--synthetic", str, [Options(*SYNTHETIC_KINDS)]))
+    _add(parser, "--n", "synthetic rows", default=n, **_typed("--n", int, [POSITIVE_INT]))
+    _add(parser, "--d", "synthetic columns", default=d, **_typed("--d", int, [POSITIVE_INT]))
+    parser.add_argument("--synthetic-param", type=_key_value, action="append",
+                        metavar="KEY=NUMBER",
+                        help="a parameter of the synthetic family (repeatable), e.g. "
+                        f"decay=0.5 for an ill-conditioned epsilon-like problem (default: "
+                        f"{params})")
+
+
+def _race_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    """The options ``demo`` and ``bench`` share (same names, same help; ``defaults``:
+    ``partitions``, ``solvers``, ``stragglers``, ``targets``, ``time_budget``,
+    ``output``)."""
+    from .bench.peers import LOSSES, PEERS
+    from .bench.runner import CONSTRAINTS, SEED, TARGET
+    from .constraints import Options, argparse_list_type
+    from .solvers.registry import SOLVERS
+
+    _add(parser, "--partitions", "row blocks of the data on the cluster, each one task's "
+         "work", default=defaults["partitions"],
+         **_typed("--partitions", int, CONSTRAINTS["partitions"]))
+    _add(parser, "--solvers", f"solvers to race: daskasync's {', '.join(sorted(SOLVERS))} "
+         "(options as name[key=value,...]) and peers: "
+         f"{', '.join(sorted(PEERS))}", nargs="+", default=list(defaults["solvers"]),
+         shown=" ".join(defaults["solvers"]))
+    _add(parser, "--stragglers", "injected delays: none, one slow partition (intensity, "
+         "--straggler-c) or ASYNC's long tail (cloud)", default=defaults["stragglers"],
+         **_typed("--stragglers", str, CONSTRAINTS["stragglers"]))
+    _add(parser, "--straggler-c", "intensity c: the slow partition sleeps c times its task "
+         "time", default=1.0, **_typed("--straggler-c", float, CONSTRAINTS["straggler_c"]))
+    _add(parser, "--straggler-form", "where the delays act: inside daskasync's tasks "
+         "(partition), or on the workers after every task, peers included (worker)",
+         default="partition",
+         **_typed("--straggler-form", str, CONSTRAINTS["straggler_form"]))
+    _add(parser, "--targets", "relative suboptimalities (f - f*) / f* to time, comma "
+         "separated", default=list(defaults["targets"]), metavar="T,...",
+         type=argparse_list_type("--targets", float, TARGET))
+    _add(parser, "--time-budget", "seconds per run: every daskasync run lasts its whole "
+         "budget", default=defaults["time_budget"], metavar="SECONDS",
+         **_typed("--time-budget", float, CONSTRAINTS["time_budget"]))
+    _add(parser, "--seeds", "seeds, comma separated: every solver runs once per seed and "
+         "times are medians", default=[0], metavar="S,...",
+         type=argparse_list_type("--seeds", int, SEED))
+    _add(parser, "--lam", "L2 strength (default: 1/n)", metavar="LAMBDA",
+         **_typed("--lam", float, CONSTRAINTS["lam"]))
+    _add(parser, "--loss", "loss", default="logistic",
+         **_typed("--loss", str, [Options(*LOSSES)]))
+    _add(parser, "--output", "folder (created) for results.json, results.md and the plot "
+         "suboptimality.png, relative to the current folder", default=defaults["output"],
+         metavar="FOLDER")
+    _add(parser, "--cache-dir", f"where f* (the optimum each target is relative to) is "
+         f"cached, computed once per data set, loss and lam (default: {CACHE_DIR})",
+         metavar="FOLDER")
+
+
+def _add_demo(sub: Any) -> None:
+    from .demo import DEMO_DEFAULTS
+
+    demo = sub.add_parser(
+        "demo", help="synchronous against asynchronous L-BFGS under stragglers, in a minute",
+        description="Race a synchronous solver against an asynchronous one under injected "
+        "stragglers on an embedded default problem (no files needed); print the seconds "
+        "to each target, the speed-up and a verdict, and write results.json, results.md "
+        "and suboptimality.png into --output.",
+    )
+    _cluster_options(demo, threads=DEMO_DEFAULTS["threads"])
+    _add(demo, "--dashboard-address", "where the LocalCluster serves its dashboard (a "
+         "busy port is replaced by a free one)", default=":8787", metavar="ADDRESS")
+    _data_options(demo, DEMO_DEFAULTS["n"], DEMO_DEFAULTS["d"], "--kind",
+                  params="decay=0.5 for epsilon, the family's own for rcv1")
+    _race_options(demo, DEMO_DEFAULTS)
     demo.set_defaults(func=_demo)
 
 
 def _add_bench(sub: Any) -> None:
-    from .bench.peers import LOSSES, PEERS
-    from .bench.runner import CONSTRAINTS, SEED, TARGET, TUNE_MULTIPLE, WORKER_NAME
-    from .constraints import Options, argparse_list_type
-    from .data.checks import POSITIVE_INT
-    from .datasets import SYNTHETIC_KINDS
-    from .solvers.registry import SOLVERS
+    from .bench.runner import CONSTRAINTS, TUNE_MULTIPLE, WORKER_NAME
+    from .constraints import argparse_list_type
 
     bench = sub.add_parser(
         "bench", help="straggler benchmark: daskasync's solvers and peers, same cluster",
-        description="Race sync/async SGD and SAGA and peer solvers (dask-glm, dask-ml, "
+        description="Race daskasync's solvers and peer solvers (dask-glm, dask-ml, "
         "scikit-learn) under ASYNC's straggler models; writes results.json, results.md and "
         "suboptimality.png into --output.",
     )
     _cluster_options(bench, threads=8)
-    bench.add_argument("--data", help="LIBSVM file with binary labels (default: synthetic)")
-    bench.add_argument("--synthetic", default="epsilon",
-                       **_typed("--synthetic", str, [Options(*SYNTHETIC_KINDS)]))
-    bench.add_argument("--n", default=100_000, help="synthetic rows",
-                       **_typed("--n", int, [POSITIVE_INT]))
-    bench.add_argument("--d", default=100, help="synthetic columns",
-                       **_typed("--d", int, [POSITIVE_INT]))
-    bench.add_argument("--synthetic-param", type=_key_value, action="append", metavar="KEY=NUMBER",
-                       help="a parameter of the synthetic family (repeatable), e.g. decay=0.5 "
-                       "for an ill-conditioned epsilon-like problem")
-    bench.add_argument("--partitions", default=32,
-                       **_typed("--partitions", int, CONSTRAINTS["partitions"]))
-    bench.add_argument("--solvers", nargs="+", default=["sgd", "asgd", "saga", "asaga"],
-                       help=f"daskasync's solvers {', '.join(sorted(SOLVERS))} (options as "
-                       f"name[key=value,...]) and peers: {', '.join(sorted(PEERS))}")
-    bench.add_argument("--stragglers", default="none",
-                       **_typed("--stragglers", str, CONSTRAINTS["stragglers"]))
-    bench.add_argument("--straggler-c", default=1.0, help="intensity c",
-                       **_typed("--straggler-c", float, CONSTRAINTS["straggler_c"]))
-    bench.add_argument("--straggler-form", default="partition",
-                       help="inside daskasync's tasks, or on the workers (peers too)",
-                       **_typed("--straggler-form", str, CONSTRAINTS["straggler_form"]))
+    _data_options(bench, 100_000, 100)
+    _race_options(bench, {"partitions": 32, "solvers": ("sgd", "asgd", "saga", "asaga"),
+                          "stragglers": "none", "targets": (1e-2, 1e-4),
+                          "time_budget": 60.0, "output": "bench-results"})
     bench.add_argument("--straggler-workers", metavar="NAME,...",
                        type=argparse_list_type("--straggler-workers", str, WORKER_NAME),
-                       help="worker form: names of the straggling workers, comma separated "
-                       "(LocalCluster's are 0, 1, ...; default: the model's choice, workers "
+                       help="worker form: names of the straggling workers, comma separated, "
+                       "LocalCluster's are 0, 1, ... (default: the model's choice, workers "
                        "ordered by name)")
-    bench.add_argument("--targets", default=[1e-2, 1e-4],
-                       type=argparse_list_type("--targets", float, TARGET),
-                       help="relative suboptimalities, comma separated")
-    bench.add_argument("--time-budget", default=60.0, help="seconds per run",
-                       **_typed("--time-budget", float, CONSTRAINTS["time_budget"]))
-    bench.add_argument("--seeds", default=[0], type=argparse_list_type("--seeds", int, SEED),
-                       help="comma separated")
-    bench.add_argument("--repeats", default=1, **_typed("--repeats", int, CONSTRAINTS["repeats"]))
-    bench.add_argument("--launches", default=1,
-                       help="fresh LocalClusters to run every solver on, one after the other "
-                       "(medians over seeds x repeats x launches; not with --scheduler)",
-                       **_typed("--launches", int, CONSTRAINTS["launches"]))
-    bench.add_argument("--lam", help="L2 strength (default 1/n)",
-                       **_typed("--lam", float, CONSTRAINTS["lam"]))
-    bench.add_argument("--loss", default="logistic", **_typed("--loss", str, [Options(*LOSSES)]))
+    _add(bench, "--repeats", "runs per solver and seed (times are medians over them)",
+         default=1, **_typed("--repeats", int, CONSTRAINTS["repeats"]))
+    _add(bench, "--launches", "fresh LocalClusters to run every solver on, one after the "
+         "other (medians over seeds x repeats x launches; not with --scheduler)", default=1,
+         **_typed("--launches", int, CONSTRAINTS["launches"]))
     bench.add_argument("--tune", action="store_true",
-                       help="tune daskasync's steps on a short prefix (same grid for all)")
-    bench.add_argument("--tune-seconds", default=5.0,
-                       **_typed("--tune-seconds", float, CONSTRAINTS["tune_seconds"]))
-    bench.add_argument("--tune-grid", type=argparse_list_type("--tune-grid", float, TUNE_MULTIPLE),
-                       help="multiples of the default step to try (default 0.25,1,4,16,64,256)")
-    bench.add_argument("--cache-dir", help="f* cache (default ~/.cache/daskasync)")
-    bench.add_argument("--overhead-updates", default=1000,
-                       **_typed("--overhead-updates", int, CONSTRAINTS["overhead_updates"]))
-    bench.add_argument("--output", default="bench-results")
+                       help="tune daskasync's steps on a short prefix, the same grid for "
+                       "all (default: off, each solver's principled step)")
+    _add(bench, "--tune-seconds", "seconds per candidate step with --tune", default=5.0,
+         **_typed("--tune-seconds", float, CONSTRAINTS["tune_seconds"]))
+    _add(bench, "--tune-grid", "multiples of the default step to try with --tune "
+         "(default: 0.25,1,4,16,64,256)", metavar="M,...",
+         type=argparse_list_type("--tune-grid", float, TUNE_MULTIPLE))
+    _add(bench, "--overhead-updates", "updates of the driver-overhead measurement (0 skips "
+         "it)", default=1000,
+         **_typed("--overhead-updates", int, CONSTRAINTS["overhead_updates"]))
     bench.set_defaults(func=_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``daskasync`` parser; every numeric or choice option is checked with the
-    library's constraints (:func:`daskasync.constraints.argparse_type`)."""
+    library's constraints (:func:`daskasync.constraints.argparse_type`), and every
+    option's help states its default."""
     parser = argparse.ArgumentParser(prog="daskasync", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo(sub)

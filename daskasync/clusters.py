@@ -20,10 +20,11 @@ __all__ = ["cluster_client", "subprocess_client"]
 @contextlib.contextmanager
 def cluster_client(
     scheduler: str | None, workers: int, threads: int, *, timeout: str = "20s",
-    security: object | None = None,
+    security: object | None = None, dashboard_address: str | None = None,
 ) -> Iterator[object]:
     """A client on ``scheduler``, or on a LocalCluster of ``workers`` processes that this
-    context starts and closes. An unreachable address raises ``ValueError`` naming it."""
+    context starts and closes, serving its dashboard on ``dashboard_address`` (``":8787"``;
+    default none). An unreachable address raises ``ValueError`` naming it."""
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -41,7 +42,7 @@ def cluster_client(
         n_workers=workers,
         threads_per_worker=threads,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=dashboard_address,
         host="127.0.0.1",
     ) as cluster, Client(cluster) as client:
         yield client

@@ -8,6 +8,7 @@ cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from .constraints import BOOLEAN, CALLABLE, Instance, Interval, Options, check_a
 from .engine.barriers import Barrier, make_barrier
 from .engine.broadcast import TRANSPORTS
 from .engine.history import GradientHistory
+from .fingerprint import cached_digests
 from .losses import LOSSES, get_loss
 from .monitor import StopCriteria
 from .penalties import make_penalty
@@ -29,7 +31,7 @@ from .solvers.registry import AUTO, choose_solver, get_solver
 from .state import RunState
 from .stragglers import Straggler, make_straggler
 
-__all__ = ["CONSTRAINTS", "RunConfig", "check_support", "make_config"]
+__all__ = ["CONSTRAINTS", "RunConfig", "check_support", "make_config", "solver_barrier"]
 
 _POSITIVE = Interval("real", 0, closed="neither")
 _POSITIVE_INT = Interval("int", 1)
@@ -122,14 +124,20 @@ def make_config(data: Any, args: Mapping[str, Any]) -> RunConfig:
     if all(stop_args[k] is None for k in _STOP if k != "check_every"):
         stop_args["max_epochs"] = 10.0
     stop = StopCriteria(**stop_args)
-    barrier = _barrier(solver, args)
+    barrier = solver_barrier(solver, args["barrier"], beta=args["beta"], tau=args["tau"])
     straggler = make_straggler(args["stragglers"], n_partitions=data.n_partitions,
                                c=args["straggler_c"], seed=args["seed"])
-    fingerprint = _fingerprint(data, problem, solver, options, fraction, args)
+    fingerprint = _fingerprint(data, problem, solver, options, fraction, schedule_name,
+                               barrier, straggler, args)
     if args["init"] is not None:
         if args["theta0"] is not None or args["history"] is not None:
             raise ValueError("init: give either init or theta0/history, not both")
-        args["init"].check_compatible(fingerprint)
+        # the settings now, before any task; the data's content (the digests, once computed
+        # for this data object) too, else by the run before its first task (run.py)
+        known = cached_digests(data)
+        args["init"].check_compatible(
+            fingerprint if known is None else {**fingerprint, "content": list(known)},
+            content=known is not None)
     theta0, history = _start(data, problem, solver, args)
     return RunConfig(
         solver=solver, options=options, problem=problem, stop=stop, barrier=barrier,
@@ -163,15 +171,19 @@ def _problem(data: Any, args: Mapping[str, Any]) -> Problem:
                    n_outputs)
 
 
-def _barrier(solver: type[Solver], args: Mapping[str, Any]) -> Barrier:
+def solver_barrier(solver: type[Solver], barrier: Any = None, *, beta: float = 0.93,
+                   tau: int | None = None) -> Barrier:
+    """The barrier a run of ``solver`` uses: ``"sync"`` for a synchronous solver (any
+    other is refused), else :func:`~daskasync.engine.barriers.make_barrier`'s; every
+    refusal names its argument (``barrier``, ``beta``, ``tau``)."""
     if solver.synchronous:
-        if args["barrier"] not in (None, "sync"):
+        if barrier not in (None, "sync"):
             raise ValueError(
                 f"barrier: solver {solver.name!r} is synchronous; use barrier='sync' or an "
-                f"asynchronous solver, got {args['barrier']!r}"
+                f"asynchronous solver, got {barrier!r}"
             )
         return make_barrier("sync")
-    return make_barrier(args["barrier"], beta=args["beta"], tau=args["tau"])
+    return make_barrier(barrier, beta=beta, tau=tau)
 
 
 def _start(data: Any, problem: Problem, solver: type[Solver], args: Mapping[str, Any]):
@@ -218,9 +230,18 @@ def check_support(solver: type[Solver], problem: Problem) -> None:
 
 
 def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any,
-                 fraction: float, args: Mapping[str, Any]) -> dict[str, Any]:
-    """What a continued run must share with the run that saved its state."""
-    return {
+                 fraction: float, schedule: Any, barrier: Barrier, straggler: Straggler,
+                 args: Mapping[str, Any]) -> dict[str, Any]:
+    """What a continued run must share with the run that saved its state: the data's shape
+    (its content is added by the run, :mod:`daskasync.fingerprint`) and every setting that
+    changes the iterates, each under its argument's name.
+
+    Left out, because they do not change the iterates: the stopping criteria (a continued
+    run may stop elsewhere), ``transport``, ``record_*``, ``verbose``, ``callback`` and the
+    checkpoint's path and frequency. The barrier, ``tau``, the straggler model, ``window``
+    and ``staleness_aware`` enter for the asynchronous solvers only: a synchronous solver
+    waits for every partition, so they do not move its iterates."""
+    fp: dict[str, Any] = {
         "n": int(data.n),
         "d": int(data.d),
         "nnz": int(getattr(data, "nnz", 0)),
@@ -228,12 +249,56 @@ def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any
         "n_outputs": problem.n_outputs,
         "solver": solver.name,
         "loss": problem.loss.name,
-        "penalty": repr(problem.penalty),
         "fit_intercept": problem.fit_intercept,
         "batch_fraction": fraction,
         "seed": int(args["seed"]),
-        "inner": options.inner if solver.history else None,
+        "step_size": args["step_size"] if args["step_size"] == "auto" else float(
+            args["step_size"]),
+        "step_schedule": _callable_name(schedule),
     }
+    fp.update(_prefixed(fp, _penalty_settings(problem.penalty), "penalty."))
+    fp.update(_prefixed(fp, dataclasses.asdict(options), "solver_options."))
+    if not solver.synchronous:
+        described = dict(barrier.describe())
+        staleness = described.pop("max_staleness", None)
+        described.setdefault("tau", staleness)
+        fp.update(described)  # barrier, tau and the barrier's own (beta, fn)
+        fp.update(
+            stragglers=straggler.describe(),
+            warmup_tasks=args["warmup_tasks"],
+            avg_task_time=args["avg_task_time"],
+            window=int(args["window"]),
+            staleness_aware=bool(args["staleness_aware"]),
+        )
+    return fp
+
+
+def _penalty_settings(penalty: Any) -> dict[str, Any]:
+    """``penalty`` by name and, for a dataclass, each field by name (``lam``,
+    ``l1_ratio``); another penalty object by its ``repr``."""
+    out: dict[str, Any] = {"penalty": getattr(penalty, "name", type(penalty).__name__)}
+    if dataclasses.is_dataclass(penalty):
+        out.update({f.name: getattr(penalty, f.name) for f in dataclasses.fields(penalty)})
+    else:
+        out["penalty"] = repr(penalty)
+    return out
+
+
+def _prefixed(taken: Mapping[str, Any], items: Mapping[str, Any],
+              prefix: str) -> dict[str, Any]:
+    """``items``, a name already in ``taken`` prefixed by ``prefix``."""
+    return {(f"{prefix}{k}" if k in taken else k): v for k, v in items.items()}
+
+
+def _callable_name(value: Any) -> Any:
+    """A schedule by name: a string as is, a function by its module and qualified name
+    (the same in every process), another object by its ``repr``."""
+    if isinstance(value, str):
+        return value
+    name = getattr(value, "__qualname__", None)
+    if name is not None and not dataclasses.is_dataclass(value):
+        return f"{getattr(value, '__module__', '')}.{name}"
+    return repr(value)
 
 
 def _record(solver: type[Solver], n_partitions: int, args: Mapping[str, Any]) -> dict:

@@ -49,8 +49,11 @@ class FitResult:
     converged : bool
         True when a tolerance stopped the run.
     recovered : dict
-        Worker losses repaired during the run: ``tasks`` launched again, data ``blocks``
-        and ``model_versions`` re-created (all 0 when no worker was lost).
+        What worker losses and joins cost the run (all 0 when no worker came or went):
+        ``tasks`` launched again, data blocks lost with no copy left (``blocks_lost``) and
+        re-created from the driver (``blocks``), lost blocks replaced by another copy
+        (``blocks_from_copies``), ``model_versions`` placed again, and ``blocks_copied`` to
+        workers that joined (see :meth:`daskasync.engine.recovery.Recovery.counts`).
     settings : dict
         The run's resolved settings: ``step_size``, ``combine``, the solver's options, ...,
         and ``avg_task_time``, the mean compute time of the warm-up tasks that scales

@@ -18,6 +18,7 @@ from distributed import span
 from .config import RunConfig
 from .engine.driver import Engine
 from .engine.sync import run_sync
+from .fingerprint import adata_digests
 from .monitor import Monitor
 from .progress import ProgressBar
 from .result import FitResult
@@ -96,8 +97,18 @@ def _monitor(engine: Engine, config: RunConfig) -> Monitor:
     )
 
 
+async def _fingerprint(engine: Engine, config: RunConfig) -> dict[str, Any]:
+    """The run's complete fingerprint (the settings and the data's content, computed on the
+    workers once per data object); a continued run's state must agree with it, checked
+    here before any solver task."""
+    fingerprint = {**config.fingerprint, "content": await adata_digests(engine)}
+    if config.init is not None:
+        config.init.check_compatible(fingerprint)
+    return fingerprint
+
+
 def _state(engine: Engine, config: RunConfig, solver: Solver, monitor: Monitor,
-           schedule: Schedule, model: np.ndarray) -> RunState:
+           schedule: Schedule, model: np.ndarray, fingerprint: dict[str, Any]) -> RunState:
     """The run's state now: enough to continue it exactly."""
     return RunState(
         theta=model.copy(),
@@ -105,7 +116,7 @@ def _state(engine: Engine, config: RunConfig, solver: Solver, monitor: Monitor,
         rows=monitor.rows,
         task_counts=np.array(engine.coordinator.task_counts(), dtype=np.int64),
         step_size=float(getattr(schedule, "gamma", float("nan"))),
-        fingerprint=config.fingerprint,
+        fingerprint=fingerprint,
         history=config.history,
         elapsed=monitor.elapsed,
         solver_state=solver.state,
@@ -113,13 +124,14 @@ def _state(engine: Engine, config: RunConfig, solver: Solver, monitor: Monitor,
 
 
 async def _run(engine: Engine, config: RunConfig, solver: Solver, span_id: str) -> FitResult:
+    fingerprint = await _fingerprint(engine, config)
     schedule = await _schedule(engine, config, solver)
     settings = _settings(config, engine, solver, schedule, span_id)
     monitor = _monitor(engine, config)
     ckpt = config.checkpoint
 
     def make_state(model: np.ndarray) -> RunState:
-        return _state(engine, config, solver, monitor, schedule, model)
+        return _state(engine, config, solver, monitor, schedule, model, fingerprint)
 
     if ckpt["path"] is not None:
         every = ckpt["every"]
@@ -127,7 +139,6 @@ async def _run(engine: Engine, config: RunConfig, solver: Solver, span_id: str) 
             every = monitor.check_every  # about once per epoch
         monitor.set_checkpoint(lambda model: make_state(model).save(ckpt["path"]), every,
                                ckpt["interval"])
-    blocks_before = getattr(engine.data, "n_recovered", 0)
     ctx = RunContext(engine, config.problem, monitor, schedule, config.fraction,
                      config.staleness_aware, config.history)
     try:
@@ -141,11 +152,7 @@ async def _run(engine: Engine, config: RunConfig, solver: Solver, span_id: str) 
                                     if not isinstance(v, np.ndarray)}
         result = await monitor.finish(engine, final, solver=config.name, settings=settings,
                                       state=state)
-        result.recovered = {
-            "tasks": engine.n_relaunched,
-            "blocks": getattr(engine.data, "n_recovered", 0) - blocks_before,
-            "model_versions": engine.broadcaster.n_recovered,
-        }
+        result.recovered = engine.recovery.counts()
     finally:
         if monitor.progress is not None:
             monitor.progress.close()

@@ -2,8 +2,27 @@
 
 A :class:`RunState` holds the model, the gradient history (SAGA/ASAGA), the logical clock,
 the per-partition task counters (which seed every task's sampling, so a continued run draws
-what one longer run would have drawn), the step size and a fingerprint of the data and
-settings it belongs to. It saves to a ``.npz`` file (numpy arrays and a JSON string, loaded
+what one longer run would have drawn), the step size, the solver's own state and a
+fingerprint of the data and settings it belongs to: the data's shape and the content of
+each partition (a digest computed on the workers, :mod:`daskasync.fingerprint`) and every
+setting that changes the iterates. A run continues from a state only if its fingerprint
+agrees; otherwise ``ValueError`` names each difference.
+
+What continuing means depends on the solver:
+
+* **synchronous** (``"sgd"``, ``"saga"``, ``"lbfgs"``): exactly the run that did not stop.
+  Every update waits for every partition and every sample is seeded by the task counters,
+  so ``k`` epochs, saved, then continued to ``k + m`` equal one run of ``k + m`` epochs bit
+  for bit.
+* **asynchronous** (``"asgd"``, ``"asaga"``, ``"albfgs"``): the model, the gradient
+  history, the clock, the task counters and the solver's state continue, so the run goes on
+  from where it stopped (its records too). The order in which results arrive depends on
+  the workers' timing and is not reproduced, so the continued run is a valid run of the
+  same algorithm, not bit for bit the run that did not stop (nor is a second run of the same
+  settings). Results of tasks still in flight when the state was taken are never applied;
+  the continued run's tasks draw new samples (their counters go on).
+
+It saves to a ``.npz`` file (numpy arrays and a JSON string, loaded
 with ``allow_pickle=False``) atomically: a crash while saving leaves the previous file.
 """
 
@@ -21,7 +40,9 @@ from .engine.history import GradientHistory
 
 __all__ = ["RunState"]
 
-_FORMAT = "daskasync-runstate-2"
+_FORMAT = "daskasync-runstate-3"
+#: formats whose fingerprint does not cover the data's content and every setting
+_OLD_FORMATS = ("daskasync-runstate-1", "daskasync-runstate-2")
 
 
 @dataclass
@@ -41,7 +62,9 @@ class RunState:
     step_size : float
         Base step the run used.
     fingerprint : dict
-        Data shape and settings; a run continues from a state only if they agree.
+        The data's shape, its content (``"content"``: one digest per partition) and every
+        setting that changes the iterates, by argument name; a run continues from a state
+        only if they agree (:meth:`check_compatible`).
     history : GradientHistory or None
         Gradient history of SAGA/ASAGA.
     elapsed : float
@@ -86,17 +109,31 @@ class RunState:
         n = self.fingerprint.get("n")
         return self.rows / n if n else float("nan")
 
-    def check_compatible(self, fingerprint: dict[str, Any]) -> None:
-        """Raise ``ValueError`` naming every setting that differs from ``fingerprint``."""
-        keys = sorted(set(self.fingerprint) | set(fingerprint))
+    def check_compatible(self, fingerprint: dict[str, Any], content: bool = True) -> None:
+        """Raise ``ValueError`` naming every difference from ``fingerprint``: each setting
+        that differs (its name, the state's value and this run's) and each partition whose
+        content differs (``"partition 3's content"``).
+
+        Parameters
+        ----------
+        fingerprint : dict
+            The fingerprint of the run that would continue from this state.
+        content : bool, default True
+            Compare the data's content (the ``"content"`` entry: one digest per
+            partition); ``False`` compares the shape and the settings only.
+        """
+        keys = sorted((set(self.fingerprint) | set(fingerprint)) - {"content"})
         diff = [
             f"{k}: state has {self.fingerprint.get(k)!r}, this run {fingerprint.get(k)!r}"
             for k in keys
             if _norm(self.fingerprint.get(k)) != _norm(fingerprint.get(k))
         ]
+        if content:
+            diff += _content_differences(self.fingerprint.get("content"),
+                                         fingerprint.get("content"))
         if diff:
             raise ValueError(
-                "init: the state comes from another dataset or other settings ("
+                "init: the state comes from other data or other settings ("
                 + "; ".join(diff)
                 + ")"
             )
@@ -148,6 +185,12 @@ class RunState:
         try:
             with np.load(os.fspath(path), allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"][()]))
+                if meta.get("format") in _OLD_FORMATS:
+                    raise ValueError(
+                        f"{os.fspath(path)}: written by an older daskasync (format {meta['format']!r}) whose "
+                        "fingerprint does not record the data's content and every "
+                        "setting, so it cannot be checked against a run; start the run "
+                        "again")
                 if meta.get("format") != _FORMAT:
                     raise ValueError(f"not a daskasync run state (format {meta.get('format')!r})")
                 history = None
@@ -184,6 +227,17 @@ def _solver_state(meta: dict, z: Any) -> Any:
             plain[key[len("solver."):]] = np.array(z[key])
     solver = SOLVERS.get(meta["fingerprint"].get("solver"))
     return solver.State.from_dict(plain) if solver is not None else plain
+
+
+def _content_differences(stored: Any, given: Any) -> list[str]:
+    """The partitions whose digests differ (or why they cannot be compared)."""
+    if stored is None:
+        return ["content: the state does not record the data's content"]
+    if given is None or len(stored) != len(given):
+        count = "unknown" if given is None else len(given)
+        return [f"content: state has {len(stored)} partitions, this run {count}"]
+    return [f"partition {i}'s content" for i, (a, b) in enumerate(zip(stored, given, strict=True))
+            if a != b]
 
 
 def _norm(v: Any) -> Any:

@@ -182,3 +182,20 @@ def test_albfgs_leaves_a_straggler_behind_and_stores_each_result_once(client):
     assert res.mean_staleness > 0
     assert (res.objective - f_ref) / f_ref < 1e-8  # the compensated aggregate converges
     data.release()
+
+
+def test_partitions_not_heard_from_are_estimated_then_replaced_once():
+    rows = np.array([10, 10, 20, 40])
+    table = PartitionGradients(4, (2,))
+    table.store(0, 0, 1.0, np.array([1.0, 2.0]), 0.1)
+    table.store(1, 0, 3.0, np.array([3.0, 0.0]), 0.1)
+    table.estimate([2, 3], 0, rows)  # 20 known rows: partition 2 counts double, 3 fourfold
+    assert table.complete() and table.estimated.tolist() == [False, False, True, True]
+    np.testing.assert_allclose(table.gradient(), np.array([4.0, 2.0]) * (1 + 1 + 2 + 4) / 2)
+    assert table.loss() == 4.0 * 8 / 2 and table.loss_at(2, 0) is None
+    before = table.store(2, 0, 5.0, np.array([1.0, 1.0]), 2.0)  # its own result, same version
+    assert before[0] == -1 and not table.estimated[2]  # an estimate measured no path
+    with pytest.raises(ValueError, match="stored once"):
+        table.store(2, 0, 5.0, np.array([1.0, 1.0]), 2.0)
+    with pytest.raises(ValueError, match="stored once"):
+        table.store(0, 0, 1.0, np.array([1.0, 2.0]))

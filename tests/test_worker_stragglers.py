@@ -9,10 +9,22 @@ import operator
 import statistics
 import time
 import uuid
+import warnings
 
+import distributed
 import pytest
-from distributed import Client, LocalCluster, get_task_stream, get_worker, wait
+from distributed import (
+    Client,
+    LocalCluster,
+    get_task_stream,
+    get_worker,
+    rejoin,
+    secede,
+    wait,
+    worker_client,
+)
 
+from daskasync.bench.straggler_executor import DISTRIBUTED_VERIFIED, check_distributed_version
 from daskasync.bench.worker_stragglers import (
     StragglerThreadPoolExecutor,
     assign_indices,
@@ -75,10 +87,11 @@ def test_intensity_slows_worker_zero_only(client):
     assert t0 >= 0.38  # the threads were really held: 2 rounds x (0.1 + 0.1) s
     assert t0 < 0.75  # ... in parallel on both threads (serial would be 0.8 s)
     assert t0 > t1 + 0.1
+    # distributed records each task's own time; the hold shows in when it is reported done
     d0 = _compute_durations(ts, {f.key for f in f0})
     d1 = _compute_durations(ts, {f.key for f in f1})
     assert len(d0) == len(d1) == 4
-    assert 1.6 <= statistics.median(d0) / statistics.median(d1) <= 3.0
+    assert 0.7 <= statistics.median(d0) / statistics.median(d1) <= 1.4
 
     s0, s1 = stats[w0], stats[w1]
     assert (s0["index"], s0["tasks"], s0["slowed"], s0["errors"]) == (0, 5, 5, 0)
@@ -87,6 +100,48 @@ def test_intensity_slows_worker_zero_only(client):
     assert 0.4 <= s0["task_s"] < 0.9
     assert s0["planned_s"] <= s0["delay_s"] <= 1.5 * s0["planned_s"]
     assert slow.final_stats[w0]["tasks"] == 5
+
+
+def _in_worker_context(x):
+    """What distributed offers a task only in the worker's context: ``get_worker``,
+    ``secede``/``rejoin`` and ``worker_client``."""
+    address = get_worker().address
+    secede()
+    rejoin()
+    with worker_client() as c:
+        y = c.submit(operator.add, x, 1, key=f"test-wstrag-inner-{uuid.uuid4().hex}",
+                     pure=False).result()
+    return address, y
+
+
+def test_distributed_runs_slowed_tasks_in_the_worker_context(client):
+    """The one behaviour of distributed per-worker stragglers rely on that distributed does
+    not document (see daskasync.bench.straggler_executor): a task given to the wrapped
+    default executor runs in the worker's context."""
+    w0, _ = worker_order(client)
+    with slow_workers(client, Intensity(c=0.1), workers=[w0], name=NAME) as slow:
+        [fut] = _submit(client, _in_worker_context, 1, worker=w0)
+        try:
+            result = fut.result(timeout=60)
+        except Exception as err:
+            pytest.fail(
+                f"distributed {distributed.__version__} no longer runs tasks given to a "
+                f"wrapped default executor in the worker's context ({err!r}): "
+                "daskasync.bench.straggler_executor must change", pytrace=False)
+        stats = slow.stats()[w0]
+    assert result == (w0, 2)
+    assert stats["tasks"] >= 1 and stats["slowed"] >= 1  # it ran through the wrapper
+
+
+def test_distributed_version_check():
+    lo, hi = DISTRIBUTED_VERIFIED
+    inside = {"tcp://a:1": f"{lo[0]}.{lo[1]}.0", "tcp://b:2": f"{hi[0]}.{hi[1]}.1"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_distributed_version(inside) == []
+    for version in (f"{hi[0] + 1}.1.0", f"{lo[0]}.{lo[1] - 1}.0", "main"):
+        with pytest.warns(RuntimeWarning, match="verified with distributed"):
+            assert check_distributed_version({"tcp://c:3": version, **inside}) == ["tcp://c:3"]
 
 
 def test_exit_restores_executors_and_speed(client):

@@ -8,7 +8,7 @@ The straggler benchmark is :func:`~daskasync.bench.runner.run_benchmark` (``runn
 (relative suboptimality, time to target), ``compare`` (speed-ups: family pairs and the best
 synchronous solver), ``report`` (results.json, the tables, the plot), ``peers`` (dask-glm,
 dask-ml and scikit-learn adapters) and ``worker_stragglers`` (stragglers on the workers'
-executors, workers ordered by name).
+executors, workers ordered by name; ``straggler_executor`` holds the executor wrapper).
 ``overhead``, ``scaling`` and ``soak`` are measurements of their own
 (``python -m daskasync.bench.<name>``).
 """

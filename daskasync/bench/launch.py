@@ -126,11 +126,11 @@ def _bench_solver(
 
 def run_launch(
     client: Any, s: BenchSettings, *, index: int, cache_dir: str | os.PathLike[str],
-    overhead_updates: int, say: Callable[[str], None],
+    overhead_updates: int, say: Callable[[str], None], check_cost: bool = True,
 ) -> dict[str, Any]:
     """One launch on ``client``'s cluster: the data, ``f*`` (from the cache after the
-    first launch), the overhead, then every solver's runs; on launch 0, what checks cost
-    the first synchronous daskasync solver.
+    first launch), the overhead, then every solver's runs; on launch 0 and with
+    ``check_cost``, what checks cost the first synchronous daskasync solver.
 
     Returns
     -------
@@ -149,7 +149,8 @@ def run_launch(
         lam = float(s.lam) if s.lam is not None else 1.0 / pdata.n
         f_star, f_info = compute_f_star(pdata, loss=s.loss, lam=lam, cache_dir=cache_dir)
         say(f"launch {index}: {pdata.name}: n={pdata.n} d={pdata.d} nnz={pdata.nnz}, "
-            f"lam={lam:.3g}, f*={f_star:.10g} ({'cached' if f_info['cached'] else 'computed'})")
+            f"lam={lam:.3g}, f*={f_star:.10g} ({'read from' if f_info['cached'] else 'saved to'} "
+            f"the cache {cache_dir})")
         overhead = _overhead(client, overhead_updates, say)
         first_sync = next((x.label for x in s.specs
                            if x.kind == "daskasync" and is_synchronous(x)), None)
@@ -157,7 +158,8 @@ def run_launch(
             solvers = {
                 spec.label: _bench_solver(
                     client, pdata, spec, s, lam=lam, f_star=f_star, indices=indices,
-                    counter=counter, check_cost=index == 0 and spec.label == first_sync,
+                    counter=counter,
+                    check_cost=check_cost and index == 0 and spec.label == first_sync,
                     say=say)
                 for spec in s.specs
             }

@@ -47,16 +47,20 @@ def _bare_loop(client: Client, n_tasks: int, in_flight: int, with_results: bool)
     (``with_results``: fetching each result, as any optimizer must)."""
     futs = [client.submit(_noop, i, pure=False) for i in range(in_flight)]
     ac = as_completed(futs, with_results=with_results)
+    in_flight_now = set(futs)
     done = 0
     t0 = time.perf_counter()
-    for _item in ac:
+    for item in ac:
+        in_flight_now.discard(item[0] if with_results else item)
         done += 1
         if done >= n_tasks:
             break
-        ac.add(client.submit(_noop, done, pure=False))
+        fut = client.submit(_noop, done, pure=False)
+        in_flight_now.add(fut)
+        ac.add(fut)
     rate = done / (time.perf_counter() - t0)
-    client.cancel(list(ac.futures))
     ac.clear()
+    client.cancel(list(in_flight_now))
     return rate
 
 
@@ -69,7 +73,8 @@ def _touch(block: tuple[Any, Any], partition: int) -> tuple[int, np.ndarray]:
 async def _alike_for_like(client: Client, parts: list, n_tasks: int) -> float:
     """Tasks per second of the like-for-like loop (see :func:`like_for_like_loop`)."""
     ac = as_completed([], loop=client.loop, with_results=True)
-    ac.update(client.map(_touch, parts, range(len(parts)), pure=False))
+    latest = dict(enumerate(client.map(_touch, parts, range(len(parts)), pure=False)))
+    ac.update(latest.values())
     done = 0
     t0 = time.perf_counter()
     try:
@@ -79,10 +84,12 @@ async def _alike_for_like(client: Client, parts: list, n_tasks: int) -> float:
             if done >= n_tasks:
                 break
             finished = [value[0] for _fut, value in batch]
-            ac.update(client.map(_touch, [parts[p] for p in finished], finished, pure=False))
+            new = client.map(_touch, [parts[p] for p in finished], finished, pure=False)
+            latest.update(zip(finished, new, strict=True))
+            ac.update(new)
         return done / (time.perf_counter() - t0)
     finally:
-        left = list(ac.futures)
+        left = [f for f in latest.values() if not f.done()]
         ac.clear()
         if left:
             await client.cancel(left)

@@ -291,6 +291,7 @@ def run_benchmark(
     output: str | os.PathLike[str] | None = "bench-results",
     cache_dir: str | os.PathLike[str] | None = None,
     overhead_updates: int = 1000,
+    check_cost: bool = True,
     workers_info: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -358,6 +359,10 @@ def run_benchmark(
         Where ``f*`` is cached (default ``~/.cache/daskasync``).
     overhead_updates : int
         Updates of the overhead measurement, per launch (0 skips it).
+    check_cost : bool
+        Measure, on the first launch, what full-objective checks would cost the first
+        synchronous daskasync solver (``fair_clock`` in the results; ``None`` when
+        skipped).
     workers_info : mapping, optional
         ``"workers"`` and ``"threads_per_worker"`` to report (default: as found).
 
@@ -384,7 +389,8 @@ def run_benchmark(
     for i in range(s.launches):
         with (nullcontext(client) if client is not None else cluster_factory()) as c:
             launched.append(run_launch(c, s, index=i, cache_dir=cache,
-                                       overhead_updates=overhead_updates, say=say))
+                                       overhead_updates=overhead_updates, say=say,
+                                       check_cost=check_cost))
     first = launched[0]
     results = {spec.label: _solver_entry(spec, s, [x["solvers"][spec.label] for x in launched])
                for spec in s.specs}

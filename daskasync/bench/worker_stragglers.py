@@ -11,23 +11,20 @@ i.e. the same :class:`~daskasync.stragglers.Straggler` models, with "partition" 
 worker's index and ``avg`` as the task's own measured run time. ``Intensity(c)`` thus makes a
 worker ``1 + c`` times slower, whatever engine submitted the task.
 
-How it works (distributed 2026.8)
----------------------------------
-A :class:`StragglerPlugin` (a ``WorkerPlugin``) replaces ``worker.executors["default"]`` by a
-:class:`StragglerThreadPoolExecutor` that wraps the original thread pool. ``Worker.execute``
-looks the executor up in ``worker.executors`` for every task it starts (``worker.py`` around
-line 2159), so the swap applies to the next task; tasks already running finish unslowed. The
-wrapper's class name contains ``"ThreadPoolExecutor"``: ``Worker.execute`` tests exactly that
-(``"ThreadPoolExecutor" in str(type(e))``, ``worker.py`` line 2189) to run tasks through
-``run_in_executor_with_context`` (``utils.py`` line 1446) and ``_run_task`` (``worker.py`` line
-2760), which keep ``get_worker()``, ``secede``/``rejoin`` and ``worker_client`` working. The
-callable is run in the original pool's thread, then the thread sleeps the delay, so the pool
-slot is really occupied and the worker's state machine starts no other task on it, as on a slow
-machine. The delay is also added to the ``stop`` time of distributed's task message
-(``count_as_compute``), so the scheduler's duration estimates (occupancy, work stealing) see the
-slow worker as slow. ``teardown`` (called by ``Client.unregister_worker_plugin`` and on ``Worker.close``,
-``worker.py`` lines 1478 and 1791) puts the original executor back and cuts short any delay in
-progress.
+How it works
+------------
+A :class:`StragglerPlugin` (a ``WorkerPlugin``, distributed's public extension point for
+workers) puts a :class:`~daskasync.bench.straggler_executor.StragglerThreadPoolExecutor`
+wrapping the worker's thread pool in ``Worker.executors["default"]``, the documented slot a
+worker's ``executor=`` argument fills; the worker looks its executor up there for every task
+it starts, so the swap applies to the next task and tasks already running finish unslowed.
+The callable is run in the original pool's thread, then the thread sleeps the delay, so the
+pool slot is really occupied and the worker's state machine starts no other task on it, as
+on a slow machine. ``teardown`` (called by ``Client.unregister_worker_plugin`` and when the
+worker closes) puts the original executor back and cuts short any delay in progress. The
+one behaviour of distributed this relies on that distributed does not document (tasks run
+in the worker's context) is confined to :mod:`daskasync.bench.straggler_executor`, which
+says what it is and how it is checked.
 
 Caveats
 -------
@@ -45,7 +42,10 @@ Caveats
 - Not slowed: ``async def`` tasks, actors, tasks annotated with another executor, and anything
   but tasks (``client.run``, comms). The thread pool's other users (``Worker.benchmark_*``)
   would be counted.
-- Only thread pools are wrapped (``setup`` raises ``TypeError`` otherwise).
+- The task's compute time as distributed records it (task stream, the scheduler's duration
+  estimates) is its own time; the delay shows in when the worker reports it finished.
+- Process pools are not wrapped (``setup`` raises ``TypeError``): a task's thread is held
+  in the worker's own process.
 
 Worker index: the position of the worker in the order of the names of all workers connected
 at registration time (:func:`worker_indices`: LocalCluster's ``0, 1, ...`` or ``dask worker
@@ -58,20 +58,17 @@ too, but it does nothing on them.
 
 from __future__ import annotations
 
-import logging
-import math
 import re
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, Future
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+import distributed
 from distributed import Client, WorkerPlugin
 
 from ..constraints import Instance, Interval, check
 from ..stragglers import Straggler
+from .straggler_executor import StragglerThreadPoolExecutor, check_distributed_version
 
 __all__ = [
     "StragglerPlugin",
@@ -85,162 +82,6 @@ __all__ = [
     "worker_order",
 ]
 
-logger = logging.getLogger(__name__)
-
-_COUNTERS = ("tasks", "slowed", "task_s", "planned_s", "delay_s", "errors")
-_TASK_MESSAGE_OPS = ("task-finished", "task-erred")
-#: Delays shorter than this are busy-waited (exact, holding the GIL); longer ones are slept
-#: (a timed wait overshoots by 0.05-0.2 ms here, as the in-task ``time.sleep`` does).
-_SPIN_S = 2e-4
-
-
-class StragglerThreadPoolExecutor(Executor):
-    """A thread pool wrapper that holds each thread ``model.delay(index, k, t)`` extra seconds.
-
-    ``k`` counts the callables submitted to this wrapper (``0, 1, ...``, in the order the worker
-    starts its tasks) and ``t`` is the callable's own wall time. The delay is slept in the thread
-    that ran the callable, before its future completes (delays under 0.2 ms are busy-waited
-    instead, since a timed sleep would overshoot them many times over). Model errors and
-    non-finite delays count as no delay (``errors``); negative delays as zero. The name contains
-    ``"ThreadPoolExecutor"`` on purpose: distributed uses that test to run tasks in the thread
-    with the worker's context (see the module docstring).
-
-    Parameters
-    ----------
-    inner : concurrent.futures.Executor
-        The wrapped thread pool (the worker's default executor).
-    model : Straggler
-        Delay model; "partition" is ``index`` and ``avg`` the callable's own run time.
-    index : int
-        This worker's index.
-    count_as_compute : bool
-        Add the delay to the ``stop`` time of distributed's task message, so the scheduler sees
-        the task as that much longer (as it would on a slow machine) in its duration estimates.
-    max_records : int
-        Keep the last ``max_records`` ``(k, t, planned, held)`` tuples.
-
-    Examples
-    --------
-    >>> from concurrent.futures import ThreadPoolExecutor
-    >>> from daskasync.stragglers import Intensity
-    >>> with ThreadPoolExecutor(2) as pool:
-    ...     ex = StragglerThreadPoolExecutor(pool, Intensity(c=1.0), 0)
-    ...     ex.submit(time.sleep, 0.01).result()
-    ...     s = ex.stats()
-    >>> s["tasks"], s["slowed"], s["planned_s"] == s["task_s"] >= 0.01
-    (1, 1, True)
-    """
-
-    def __init__(
-        self,
-        inner: Executor,
-        model: Straggler,
-        index: int,
-        *,
-        count_as_compute: bool = True,
-        max_records: int = 10_000,
-    ) -> None:
-        self.inner = inner
-        self.model = model
-        self.index = index
-        self.count_as_compute = count_as_compute
-        self._lock = threading.Lock()
-        self._released = threading.Event()
-        self._next_k = 0
-        self._counters: dict[str, float] = dict.fromkeys(_COUNTERS, 0)
-        self._records: deque[tuple[int, float, float, float]] = deque(maxlen=max_records)
-
-    # --- Executor interface ---------------------------------------------------------------
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        with self._lock:
-            k = self._next_k
-            self._next_k += 1
-        return self.inner.submit(self._run, k, fn, args, kwargs)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self.release()
-        self.inner.shutdown(wait=wait)
-
-    # --- straggling -----------------------------------------------------------------------
-    def release(self) -> None:
-        """Cut short the delays in progress and inject none from now on (pass-through)."""
-        self._released.set()
-
-    @property
-    def released(self) -> bool:
-        return self._released.is_set()
-
-    def _run(self, k: int, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        t0 = time.perf_counter()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException:
-            self._hold(k, time.perf_counter() - t0)
-            raise
-        held = self._hold(k, time.perf_counter() - t0)
-        if held > 0 and self.count_as_compute:
-            _extend_task_message(result, held)
-        return result
-
-    def _planned(self, k: int, t: float) -> tuple[float, bool]:
-        try:
-            d = float(self.model.delay(self.index, k, t))
-        except Exception:
-            logger.exception("straggler model %r failed for task %d", self.model, k)
-            return 0.0, True
-        if not math.isfinite(d):
-            logger.error("straggler model %r returned %r for task %d; no delay", self.model, d, k)
-            return 0.0, True
-        return max(d, 0.0), False
-
-    def _hold(self, k: int, t: float) -> float:
-        planned, error = (0.0, False) if self.released else self._planned(k, t)
-        held = 0.0
-        if planned > 0:
-            t1 = time.perf_counter()
-            if planned >= _SPIN_S:
-                self._released.wait(planned)
-            else:  # a timed wait would overshoot by ~0.1 ms: many times a tiny delay
-                end = t1 + planned
-                while time.perf_counter() < end:
-                    pass
-            held = time.perf_counter() - t1
-        with self._lock:
-            c = self._counters
-            c["tasks"] += 1
-            c["slowed"] += planned > 0
-            c["task_s"] += t
-            c["planned_s"] += planned
-            c["delay_s"] += held
-            c["errors"] += error
-            self._records.append((k, t, planned, held))
-        return held
-
-    def stats(self, records: bool = False) -> dict[str, Any]:
-        """Counters: ``tasks`` run, ``slowed`` (planned delay > 0), ``task_s`` (their own run
-        time), ``planned_s`` (sum of the model's delays), ``delay_s`` (seconds threads were
-        actually held), ``errors`` (model failures, counted as no delay); with ``records``, the
-        ``(k, t, planned, held)`` tuples too."""
-        with self._lock:
-            out: dict[str, Any] = {"index": self.index, **self._counters}
-            out["tasks"], out["slowed"], out["errors"] = (
-                int(out["tasks"]), int(out["slowed"]), int(out["errors"]))
-            if records:
-                out["records"] = list(self._records)
-        return out
-
-
-def _extend_task_message(result: Any, held: float) -> None:
-    """Push back the ``stop`` of distributed's internal task message (recognised by its keys;
-    anything else is left untouched)."""
-    if (
-        isinstance(result, dict)
-        and result.get("op") in _TASK_MESSAGE_OPS
-        and isinstance(result.get("stop"), float)
-    ):
-        result["stop"] += held
-
-
 class StragglerPlugin(WorkerPlugin):
     """Worker plugin wrapping the default executor of the workers listed in ``indices``.
 
@@ -251,8 +92,8 @@ class StragglerPlugin(WorkerPlugin):
     indices : Mapping[str, int]
         Address -> worker index of the workers to wrap; on other workers the plugin does
         nothing.
-    count_as_compute, max_records
-        See :class:`StragglerThreadPoolExecutor`.
+    max_records
+        See :class:`~daskasync.bench.straggler_executor.StragglerThreadPoolExecutor`.
 
     Examples
     --------
@@ -266,12 +107,10 @@ class StragglerPlugin(WorkerPlugin):
         model: Straggler,
         indices: Mapping[str, int],
         *,
-        count_as_compute: bool = True,
         max_records: int = 10_000,
     ) -> None:
         self.model = model
         self.indices = dict(indices)
-        self.count_as_compute = count_as_compute
         self.max_records = max_records
         self.executor: StragglerThreadPoolExecutor | None = None
 
@@ -281,15 +120,13 @@ class StragglerPlugin(WorkerPlugin):
         if index is None:
             return
         inner = worker.executors["default"]
-        if "ThreadPoolExecutor" not in str(type(inner)):
+        if isinstance(inner, ProcessPoolExecutor):
             raise TypeError(
                 f"worker {worker.address}: the default executor is {type(inner).__name__}, "
-                "not a thread pool; per-worker stragglers need one"
+                "a process pool; per-worker stragglers hold threads of the worker's process"
             )
         self.executor = StragglerThreadPoolExecutor(
-            inner, self.model, index,
-            count_as_compute=self.count_as_compute, max_records=self.max_records,
-        )
+            inner, self.model, index, max_records=self.max_records)
         worker.executors["default"] = self.executor
 
     def teardown(self, worker: Any) -> None:
@@ -317,7 +154,8 @@ def straggler_stats(
 ) -> dict[str, dict[str, Any]]:
     """Counters of the plugin ``name`` per worker address (workers it slows only).
 
-    See :meth:`StragglerThreadPoolExecutor.stats` for the fields.
+    See :meth:`~daskasync.bench.straggler_executor.StragglerThreadPoolExecutor.stats`
+    for the fields.
 
     Examples
     --------
@@ -410,8 +248,17 @@ def assign_indices(
     return out
 
 
-def _plugin_registered(name: str, dask_scheduler: Any = None) -> bool:
-    return name in dask_scheduler.worker_plugins
+def _has_plugin(name: str, dask_worker: Any = None) -> bool:
+    return name in dask_worker.plugins
+
+
+def _plugin_registered(client: Client, name: str) -> bool:
+    """Whether a worker plugin ``name`` is installed on any worker connected now."""
+    return any(client.run(_has_plugin, name).values())
+
+
+def _distributed_version() -> str:
+    return distributed.__version__
 
 
 class WorkerStragglers:
@@ -450,7 +297,8 @@ class WorkerStragglers:
         return sorted(self.indices, key=self.indices.__getitem__)
 
     def stats(self, records: bool = False) -> dict[str, dict[str, Any]]:
-        """Counters per worker address (see :meth:`StragglerThreadPoolExecutor.stats`); after
+        """Counters per worker address (see
+        :meth:`~daskasync.bench.straggler_executor.StragglerThreadPoolExecutor.stats`); after
         :meth:`remove`, the ones taken just before removal."""
         if not self._active:
             return dict(self.final_stats or {})
@@ -485,7 +333,6 @@ def slow_workers(
     workers: Iterable[str] | None = None,
     name: str = "daskasync-worker-stragglers",
     indices: Mapping[str, int] | None = None,
-    count_as_compute: bool = True,
 ) -> WorkerStragglers:
     """Slow down every task run on ``workers`` by ``model.delay(worker_index, k, t)`` seconds.
 
@@ -511,8 +358,6 @@ def slow_workers(
     indices : Mapping[str, int], optional
         Address -> worker index; default :func:`worker_indices` (all workers now, by
         name). Must cover ``workers``.
-    count_as_compute : bool
-        Report the delay to the scheduler as part of the task's compute time.
 
     Returns
     -------
@@ -528,8 +373,15 @@ def slow_workers(
         Unknown or no worker, a negative index, an empty ``name`` or one already
         registered; nothing is registered then.
 
+    Warns
+    -----
+    RuntimeWarning
+        A worker runs a release of distributed the mechanism was not verified on (see
+        :func:`~daskasync.bench.straggler_executor.check_distributed_version`).
+
     Examples
     --------
+    >>> import time
     >>> from distributed import Client, LocalCluster
     >>> from daskasync.stragglers import Intensity
     >>> with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
@@ -565,14 +417,15 @@ def slow_workers(
         raise ValueError(f"indices: no index for worker(s) {missing}")
     chosen = {w: int(check(f"indices[{w!r}]", all_indices[w], Interval("int", 0)))
               for w in targets}
-    if client.run_on_scheduler(_plugin_registered, name):
+    if _plugin_registered(client, name):
         raise ValueError(f"name: a worker plugin {name!r} is already registered")
+    check_distributed_version(client.run(_distributed_version, workers=targets))
 
-    plugin = StragglerPlugin(model, chosen, count_as_compute=count_as_compute)
+    plugin = StragglerPlugin(model, chosen)
     try:
         client.register_plugin(plugin, name=name)
     except BaseException:
-        if client.run_on_scheduler(_plugin_registered, name):
+        if _plugin_registered(client, name):
             client.unregister_worker_plugin(name)
         raise
     return WorkerStragglers(client, model, chosen, name)

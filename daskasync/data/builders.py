@@ -46,6 +46,7 @@ from .checks import (
     validate_y_meta,
     value_dtype,
 )
+from .placement import aplace, round_robin
 
 #: the class being built (``PartitionedData`` or a subclass); its module imports this one,
 #: so it is passed in rather than imported here
@@ -170,8 +171,7 @@ def _from_local(
         y_arr = check_y_finite(y_arr)
     check_n_partitions(n_partitions, n)
     client = resolve_client(client)
-    slots = worker_slots(client)
-    if not slots:
+    if not client.nthreads():
         raise ValueError("the distributed Client has no workers to hold the data")
     if isinstance(y_arr, da.Array):
         y_arr = check_y_finite(client.compute(y_arr, sync=True))
@@ -180,7 +180,8 @@ def _from_local(
     order = _shuffle_order(n, offs, random_state) if shuffle is None or shuffle else None
     y_arr = np.asarray(y_arr)
     block = _block_source(Xc, y_arr, offs, order, is_sparse=is_sparse)
-    futures = _scatter_by_worker(client, slots, p, block)
+    placed = client.sync(aplace, client, range(p), block, round_robin)
+    futures = [placed[i] for i in range(p)]
     nnz = int(Xc.nnz) if is_sparse else n * d
     return cls(
         client,
@@ -224,27 +225,6 @@ def _block_source(
         return Xb, np.ascontiguousarray(y_arr[rows], dtype=np.float64)
 
     return block
-
-
-def _scatter_by_worker(
-    client: Client, slots: list[str], p: int, block: Callable[[int], Block]
-) -> list[Future]:
-    """Scatter blocks ``0..p-1`` round-robin over ``slots``, one message per worker."""
-    by_worker: dict[str, list[int]] = {}
-    for i in range(p):
-        by_worker.setdefault(slots[i % len(slots)], []).append(i)
-    parts: list[Future | None] = [None] * p
-    try:
-        for worker, idx in by_worker.items():
-            futs = client.scatter([block(i) for i in idx], workers=[worker], hash=False)
-            for i, f in zip(idx, futs, strict=True):
-                parts[i] = f
-    except BaseException:
-        for f in parts:
-            if f is not None:
-                f.release()
-        raise
-    return [f for f in parts if f is not None]
 
 
 def from_dask(

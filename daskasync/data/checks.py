@@ -25,12 +25,17 @@ _FINITE_CHECK_ROWS = 65_536  # rows per step of the driver-side finite check (bo
 
 
 def resolve_client(client: Client | None) -> Client:
+    """``client``, or the current client when ``None``: a running
+    :class:`distributed.Client` (a ``ValueError`` naming ``client`` otherwise)."""
     if client is None:
         try:
-            return get_client()
+            client = get_client()
         except ValueError:
             raise ValueError("no distributed Client: pass client= or create one") from None
-    return check("client", client, Instance(Client, "a distributed.Client"))
+    check("client", client, Instance(Client, "a distributed.Client"))
+    if client.status in ("closing", "closed") or client.scheduler is None:
+        raise ValueError(f"client: the distributed Client is {client.status}; pass an open one")
+    return client
 
 
 def check_n_partitions(n_partitions: Any, n: int | None = None) -> int | None:

@@ -4,17 +4,22 @@ computed on the workers, and margins of a linear model computed where the rows a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._comm import scatter_retrying
-from .blocks import least_loaded_workers
+from .blocks import safe_name
 from .builders import from_futures
+from .placement import PlacementError, acopy, aplace, least_loaded
 
 __all__ = ["BlockOperations"]
+
+
+def _gone(fut: Any) -> bool:
+    """Whether the cluster lost or cancelled ``fut`` (e.g. its only holder died)."""
+    return fut.status in ("cancelled", "lost")
 
 
 def _relabel(block: tuple[Any, np.ndarray], fn: Callable[[np.ndarray], np.ndarray]):
@@ -42,7 +47,7 @@ class BlockOperations:
     class; the attributes it reads are the data object's)."""
 
     def locations(self) -> dict[int, tuple[str, ...]]:
-        """Worker addresses currently holding each partition.
+        """Worker addresses currently holding each partition (any of its copies).
 
         Returns
         -------
@@ -61,8 +66,24 @@ class BlockOperations:
         [0, 1]
         """
         self._check_alive()
-        who_has = self._client.who_has(self._parts)
-        return {i: tuple(sorted(who_has.get(f.key, ()))) for i, f in enumerate(self._parts)}
+        copies = self.copies
+        who_has = self._client.who_has([f for fs in copies for f in fs])
+        return {i: tuple(sorted({w for f in fs for w in who_has.get(f.key, ())}))
+                for i, fs in enumerate(copies)}
+
+    async def aholders(self) -> list[list[str]]:
+        """The workers holding each block: those of the copy tasks use first, then those
+        of its other copies (each worker once). Await it on the client's event loop."""
+        copies = self.copies
+        who_has = await self._client.scheduler.who_has(
+            keys=[f.key for fs in copies for f in fs])
+        out = []
+        for fs in copies:
+            seen: dict[str, None] = {}
+            for f in fs:
+                seen.update(dict.fromkeys(sorted(who_has.get(f.key, ()))))
+            out.append(list(seen))
+        return out
 
     @property
     def recoverable(self) -> bool:
@@ -70,8 +91,8 @@ class BlockOperations:
         return self._source is not None
 
     def lost(self) -> list[int]:
-        """Partitions whose block is gone from the cluster for good (its future was
-        cancelled, e.g. because the only worker holding a scattered block died).
+        """Partitions whose block is gone from the cluster for good: no copy is left (its
+        future was cancelled, e.g. because the only worker holding a scattered block died).
 
         Examples
         --------
@@ -85,11 +106,24 @@ class BlockOperations:
         []
         """
         self._check_alive()
-        return [i for i, f in enumerate(self._parts) if f.status in ("cancelled", "lost")]
+        return [i for i, fs in enumerate(self.copies) if all(_gone(f) for f in fs)]
+
+    def _promote(self) -> None:
+        """Forget lost copies; a partition whose copy in :attr:`parts` is lost gets another
+        live copy in its place (nothing travels)."""
+        for i, spares in enumerate(self._spares):
+            for f in [f for f in spares if _gone(f)]:
+                spares.remove(f)
+                f.release()
+            if _gone(self._parts[i]) and spares:
+                self._parts[i].release()
+                self._parts[i] = spares.pop(0)
+                self.n_promoted += 1
 
     async def arecover(self) -> list[int]:
-        """The async core of :meth:`recover`: re-create lost scattered blocks from the
-        driver-side source on the live workers (least loaded first) and return the
+        """The async core of :meth:`recover`: a lost copy is replaced by another copy of
+        its block when there is one; blocks with no copy left are re-created from the
+        driver-side source on the live workers (least loaded first). Returns the
         partitions re-created.
 
         Await it on the client's event loop (as :class:`daskasync.Engine` does when a
@@ -98,11 +132,14 @@ class BlockOperations:
         Raises
         ------
         RuntimeError
-            A block is lost and there is no source to re-create it from, or no worker.
+            A block is lost and there is no source to re-create it from, or no worker is
+            left to hold it.
         """
-        lost = self.lost()
+        self._promote()
+        lost = [i for i, f in enumerate(self._parts) if _gone(f)]
         if not lost:
             return []
+        self.n_lost += len(lost)
         if self._source is None:
             raise RuntimeError(
                 f"partitions {lost} of {self._name!r} were lost with their worker and "
@@ -110,30 +147,68 @@ class BlockOperations:
                 "(build it with recoverable=True, or from a dask array or synthetic "
                 "generator, which Dask recomputes)"
             )
-        client = self._client
-        ncores = await client.scheduler.ncores_running()
-        if not ncores:
-            raise RuntimeError(f"partitions {lost} were lost and no worker is left to hold them")
-        live = {i: f.key for i, f in enumerate(self._parts) if i not in lost}
-        who_has = await client.scheduler.who_has(keys=list(live.values()))
-        targets = least_loaded_workers(len(lost), ncores, who_has)
-        for i, worker in zip(lost, targets, strict=True):
-            (self._parts[i],) = await scatter_retrying(client, [self._source(i)], workers=[worker])
+        load: dict[str, float] = {}
+        for holders in await self.aholders():
+            for w in holders:
+                load[w] = load.get(w, 0.0) + 1.0
+        try:
+            placed = await aplace(self._client, lost, self._source, least_loaded(load))
+        except PlacementError as err:
+            raise RuntimeError(
+                f"partitions {lost} of {self._name!r} were lost with their worker and could "
+                f"not be placed again: {err}"
+            ) from err
+        for i, fut in placed.items():
+            if self._released or not _gone(self._parts[i]):  # released, or a copy came
+                fut.release()
+                continue
+            self._parts[i].release()
+            self._parts[i] = fut
             self.n_recovered += 1
         return lost
 
-
     def recover(self) -> list[int]:
-        """Re-create lost scattered blocks from the driver-side source, on the live
-        workers (least loaded first); returns the partitions re-created.
+        """Replace lost copies by other copies of their blocks, and re-create the blocks
+        with no copy left from the driver-side source, on the live workers (least loaded
+        first); returns the partitions re-created.
 
         Raises
         ------
         RuntimeError
-            A block is lost and there is no source to re-create it from, or no worker.
+            A block is lost and there is no source to re-create it from, or no worker is
+            left to hold it.
         """
         self._check_alive()
         return self._client.sync(self.arecover)
+
+    async def aspread(self, plan: Mapping[str, Sequence[int]]) -> int:
+        """Give each worker of ``plan`` (worker -> partitions) its own copy of those
+        blocks, under new keys; await it on the client's event loop. A new copy becomes
+        the one tasks use (so the scheduler runs them on that worker); the previous
+        copies stay where they are, so the block survives the loss of either worker.
+        Returns the copies made (one that failed, e.g. because a worker died, is not
+        counted; the block keeps its copies).
+
+        The copies are computed from the blocks on the workers (nothing passes through
+        the driver), and each key has one replica: distributed's Active Memory Manager,
+        which trims extra replicas of a key, keeps them (see :func:`.placement.acopy`).
+        """
+        self._check_alive()
+        holders = await self.aholders()
+        made = 0
+        for worker, idx in plan.items():
+            sources = {p: self._parts[p] for p in idx if holders[p]}
+            copies = await acopy(self._client, sources, {p: holders[p][0] for p in sources},
+                                 worker, name=safe_name(self._name))
+            for p, fut in copies.items():
+                if self._released:
+                    fut.release()
+                    continue
+                self._spares[p].insert(0, self._parts[p])
+                self._parts[p] = fut
+                made += 1
+        self.n_copied += made
+        return made
 
     def gather(self) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
         """Bring the whole data set back to the driver.
@@ -161,6 +236,7 @@ class BlockOperations:
         ((4, 4), [0.0, 1.0, 2.0, 3.0])
         """
         self._check_alive()
+        self._promote()
         blocks = self._client.gather(self._parts)
         ys = np.concatenate([b[1] for b in blocks])
         if self._is_sparse:
@@ -196,6 +272,7 @@ class BlockOperations:
         [-0.0, -1.0, -2.0, -3.0]
         """
         self._check_alive()
+        self._promote()
         client = self._client
         futures = client.map(_relabel, self._parts, fn=fn, pure=False)
         return from_futures(type(self), client, futures, np.diff(self._offsets), self._d,
@@ -211,6 +288,7 @@ class BlockOperations:
         return out
 
     def _gather_map(self, fn: Callable, **kwargs: Any) -> list:
+        self._promote()
         futs = self._client.map(fn, self._parts, pure=False, **kwargs)
         try:
             return self._client.gather(futs)

@@ -74,10 +74,14 @@ class PartitionedData(BlockOperations):
     -----
     **Worker loss.** A block computed by a task is recomputed by the scheduler when its
     worker dies. A scattered block (the default for driver-side arrays and LIBSVM files)
-    would be lost with its worker: the scheduler cancels its future. :meth:`lost` lists
-    such partitions and :meth:`recover` re-creates them from ``source`` on the live
-    workers; :class:`daskasync.Engine` does this by itself when a task is cancelled by a
-    lost block, so a run survives the loss of workers.
+    would be lost with its worker: the scheduler cancels its future. A block may have
+    other copies, under their own keys, on workers that joined later (:meth:`aspread`);
+    :attr:`parts` holds the copy tasks use, and when it is lost another copy takes its
+    place. :meth:`lost` lists the partitions with no copy left and :meth:`recover`
+    re-creates them from ``source`` on the live workers; :class:`daskasync.Engine` does
+    both by itself when a task is cancelled by a lost block, so a run survives the loss of
+    workers. The counters :attr:`n_lost`, :attr:`n_recovered`, :attr:`n_promoted` and
+    :attr:`n_copied` say what happened so far.
 
     Examples
     --------
@@ -133,8 +137,16 @@ class PartitionedData(BlockOperations):
             row_order.setflags(write=False)
         self._order = row_order
         self._source = source
-        #: blocks re-created by :meth:`recover` so far
+        #: other copies of each block (on other workers), made for workers that joined
+        self._spares: list[list[Future]] = [[] for _ in self._parts]
+        #: blocks found with no copy left on the cluster (lost with their workers)
+        self.n_lost = 0
+        #: blocks re-created from ``source`` by :meth:`recover`
         self.n_recovered = 0
+        #: lost copies replaced by another copy of the block (nothing re-created)
+        self.n_promoted = 0
+        #: copies made for workers that joined (:meth:`aspread`)
+        self.n_copied = 0
 
     # ------------------------------------------------------------------ props
     @property
@@ -156,8 +168,15 @@ class PartitionedData(BlockOperations):
 
     @property
     def parts(self) -> list[Future]:
-        """Futures, partition ``i`` resolving to ``(X_block, y_block)`` (empty once released)."""
+        """Futures, partition ``i`` resolving to ``(X_block, y_block)`` (empty once released):
+        for each partition the copy that tasks use."""
         return list(self._parts)
+
+    @property
+    def copies(self) -> list[list[Future]]:
+        """Every copy of each block: the one in :attr:`parts` first, then those kept on
+        other workers (see :meth:`aspread`)."""
+        return [[f, *spares] for f, spares in zip(self._parts, self._spares, strict=True)]
 
     @property
     def offsets(self) -> np.ndarray:
@@ -220,7 +239,8 @@ class PartitionedData(BlockOperations):
             return
         self._released = True
         parts, self._parts = self._parts, []
-        for f in parts:
+        spares, self._spares = self._spares, []
+        for f in [*parts, *(f for copies in spares for f in copies)]:
             f.release()
 
     def __enter__(self) -> PartitionedData:
@@ -305,15 +325,20 @@ class PartitionedData(BlockOperations):
             ``X`` not 2-D or empty, ``y`` not 1-D or of the wrong length, NaN or
             infinite values, a dask ``X`` chunked along columns or with unknown
             chunk sizes, ``n_partitions`` < 1 or larger than the number of rows,
-            or no client available.
+            no client available, or a closed ``client``.
         TypeError
             Non-numeric dtype of ``X`` or ``y``, or non-integer ``n_partitions``.
+        RuntimeError
+            The blocks could not be placed: no worker is left, or workers kept leaving
+            during several attempts.
 
         Notes
         -----
         Driver-side arrays are fully validated before anything reaches the
         cluster, then split and sent once with ``client.scatter(..., hash=False)``,
-        round-robin over the workers (weighted by their threads). For dask
+        round-robin over the workers (weighted by their threads). Workers may die
+        or restart meanwhile: the blocks of a worker that is gone before, during or
+        just after its transfer are placed again on the workers running then. For dask
         inputs only shapes, dtypes and chunking are validated up front: the
         NaN/inf checks run inside the block tasks, and their ``ValueError`` is
         re-raised here (the constructor waits for all blocks). A dask ``y``

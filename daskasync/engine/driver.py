@@ -44,6 +44,25 @@ TaskArgs = dict | Callable[[int, int], dict] | None
 
 _run_counter = itertools.count()
 
+#: seconds :meth:`Engine.acancel_in_flight` waits for results already on their way
+DRAIN_TIMEOUT = 5.0
+
+
+async def _cancel_quietly(client: Any, futures: Sequence[Any]) -> None:
+    """Cancel the unfinished ``futures``; finished ones are left to whoever fetches their
+    results (cancelling a key while its result is fetched makes the scheduler log
+    "Couldn't gather keys")."""
+    pending = [f for f in futures if not f.done()]
+    if pending:
+        await client.cancel(pending)
+
+
+async def _drain(ac: as_completed) -> None:
+    """Take everything ``ac`` still tracks: cancelled futures come back at once, finished
+    ones once their results are fetched."""
+    while not ac.is_empty():
+        await ac.__anext__()
+
 
 class Engine:
     """ASYNC's engine on a Dask cluster.
@@ -91,10 +110,12 @@ class Engine:
     arguments. A result is therefore applied exactly once, as if nothing had happened.
 
     **Workers joining.** The scheduler runs a task where its block is, so a new worker
-    would stay idle. About every ``watch_interval`` seconds the engine compares the running
-    workers with those it has seen and copies a share of the blocks (by threads) to each
-    new one; tasks on those blocks then go to whichever holder is free. A worker retiring
-    gracefully (``Client.retire_workers``) hands its blocks over itself.
+    would stay idle. About every ``watch_interval`` seconds the engine gives each running
+    worker that holds no block its own copies of a share of the blocks (by threads, under
+    new keys: see :meth:`PartitionedData.aspread`); tasks on those blocks then run there,
+    and the previous copies stay as spares, so such a block survives the loss of either
+    worker without being re-created. A worker retiring gracefully
+    (``Client.retire_workers``) hands its blocks over itself.
 
     Examples
     --------
@@ -505,7 +526,11 @@ class Engine:
 
     # -- clean-up --------------------------------------------------------------------------
     async def acancel_in_flight(self) -> None:
-        """Cancel the tasks in flight (their results are never applied)."""
+        """Cancel the tasks in flight (their results are never applied).
+
+        Only unfinished tasks are cancelled: the result of a finished one may be on its
+        way to the driver, and releasing a key under a pending fetch makes the scheduler
+        log an error; such results are awaited (at most ``DRAIN_TIMEOUT`` s) and dropped."""
         futs = list(self._tickets) + list(self._gathering)
         for ticket in self._tickets.values():
             self.coordinator.cancel(ticket)
@@ -513,10 +538,13 @@ class Engine:
         self._specs.clear()
         self._on_version.clear()
         self._ready.clear()
-        self._ac.clear()
         self._gathering.clear()
-        if futs:
-            await self.client.cancel(futs)
+        await _cancel_quietly(self.client, futs)
+        try:
+            await asyncio.wait_for(_drain(self._ac), DRAIN_TIMEOUT)
+        except asyncio.TimeoutError:
+            pass
+        self._ac.clear()
 
     def cancel_in_flight(self) -> None:
         """Synchronous :meth:`acancel_in_flight`."""
@@ -530,8 +558,7 @@ class Engine:
         await self.acancel_in_flight()
         passes = list(self._passes)
         self._passes.clear()
-        if passes:
-            await self.client.cancel(passes)
+        await _cancel_quietly(self.client, passes)  # finished ones: their gather releases them
         self.broadcaster.release()
 
     def close(self) -> None:

@@ -1,91 +1,90 @@
-"""Workers coming and going: which blocks a joining worker should receive.
+"""Workers coming and going: which blocks a worker that holds none should receive.
 
 :class:`Membership` is cluster-free: it is fed the running workers (with their threads) and
-where each block lives, and answers which blocks to copy to the workers it has not seen
-before, so that the scheduler (which places a task where its block is) hands them work.
-The engine asks it about once a second and copies the blocks with the scheduler's
-``replicate``; the old copies stay, so a block then also survives the loss of either
-worker.
+where the copies of each block live, and answers which blocks to copy to each running worker
+that holds no block (a worker that joined, before or during a run, or came back after a
+restart), so that the scheduler, which places a task where its block is, hands it work. The
+engine asks about once a second and makes the copies with
+:meth:`~daskasync.data.PartitionedData.aspread`: new keys, one replica each, which
+distributed's Active Memory Manager keeps. The previous copies stay, so a copied block
+survives the loss of either worker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = ["Membership"]
 
 
 class Membership:
-    """The workers seen so far, and a share of blocks for each new one.
-
-    Parameters
-    ----------
-    workers : iterable of str, optional
-        Workers already known (they get nothing). ``None``: the first :meth:`plan` call
-        only records the workers it is given.
+    """A share of blocks for every running worker that holds none.
 
     Examples
     --------
-    >>> m = Membership(["a"])
-    >>> m.plan({"a": 1, "b": 1}, [("a",), ("a",), ("a",), ("a",)])
+    >>> m = Membership()
+    >>> m.plan({"a": 1, "b": 1}, [["a"], ["a"], ["a"], ["a"]])
     {'b': [0, 1]}
-    >>> m.plan({"a": 1, "b": 1}, [("a",), ("a", "b"), ("a",), ("a",)])
+    >>> m.plan({"a": 1, "b": 1}, [["b", "a"], ["a"], ["b", "a"], ["a"]])
     {}
     """
 
-    def __init__(self, workers: Iterable[str] | None = None) -> None:
-        self.known: set[str] | None = None if workers is None else set(workers)
+    def __init__(self) -> None:
+        self.n_plans = 0  #: plans that copied something
 
-    def new_workers(self, running: Iterable[str]) -> list[str]:
-        """Running workers not seen before (all of them count as seen on the first call
-        when constructed without workers)."""
-        running = set(running)
-        if self.known is None:
-            self.known = running
-            return []
-        return sorted(running - self.known)
+    @staticmethod
+    def idle(ncores: Mapping[str, int], holders: Sequence[Sequence[str]]) -> list[str]:
+        """Running workers holding no copy of any block (sorted)."""
+        held = {h for hs in holders for h in hs}
+        return sorted(w for w in ncores if w not in held)
 
     def plan(
         self, ncores: Mapping[str, int], holders: Sequence[Sequence[str]]
     ) -> dict[str, list[int]]:
-        """Blocks to copy to each new worker: its share of the ``P`` blocks by threads
-        (``P * threads / total threads``), taken first from blocks with the fewest live
-        copies, then from the workers holding the most blocks per thread.
+        """Blocks to copy to each running worker that holds none: its share of the ``P``
+        blocks by threads (``round(P * threads / total threads)``).
+
+        A copy takes over its block's tasks, as if the block moved from the worker that ran
+        them. Each pick takes a block whose tasks run on the worker with the most work per
+        thread (ties: the block with the fewest live copies, then the lowest index), so
+        the work evens out however many workers join.
 
         Parameters
         ----------
         ncores : mapping of str to int
             Running workers and their threads.
         holders : sequence of sequence of str
-            Workers holding each block.
+            Workers holding a copy of each block, the one its tasks run on first.
+
+        Returns
+        -------
+        dict of str to list of int
+            Worker -> sorted blocks to copy to it (workers with nothing to get are absent).
         """
-        new = self.new_workers(ncores)
-        self.known = set(ncores)  # departed workers are forgotten
+        new = self.idle(ncores, holders)
         if not new:
             return {}
-        total = sum(max(1, int(t)) for t in ncores.values())
+        threads = {w: max(1, int(t)) for w, t in ncores.items()}
+        total = sum(threads.values())
         live = [[h for h in hs if h in ncores] for hs in holders]
-        load = dict.fromkeys(ncores, 0.0)
+        load = dict.fromkeys(ncores, 0.0)  # work per thread: tasks run on live[p][0]
         for hs in live:
-            for h in hs:
-                load[h] += 1.0 / max(1, int(ncores[h]))
+            if hs:
+                load[hs[0]] += 1.0 / threads[hs[0]]
         plan: dict[str, list[int]] = {}
         for w in new:
-            share = round(len(holders) * max(1, int(ncores[w])) / total)
             picks: list[int] = []
-            for _ in range(share):
+            for _ in range(round(len(holders) * threads[w] / total)):
                 candidates = [p for p, hs in enumerate(live) if hs and w not in hs]
                 if not candidates:
                     break
-                p = min(
-                    candidates,
-                    key=lambda p: (len(live[p]), -max(load[h] for h in live[p]), p),
-                )
-                for h in live[p]:  # as if moved: its holders get less of its work
-                    load[h] -= 1.0 / max(1, int(ncores[h])) / len(live[p])
-                live[p].append(w)
-                load[w] += 1.0 / max(1, int(ncores[w]))
+                p = min(candidates, key=lambda p: (-load[live[p][0]], len(live[p]), p))
+                load[live[p][0]] -= 1.0 / threads[live[p][0]]
+                live[p].insert(0, w)
+                load[w] += 1.0 / threads[w]
                 picks.append(p)
             if picks:
                 plan[w] = sorted(picks)
+        if plan:
+            self.n_plans += 1
         return plan

@@ -2,9 +2,10 @@
 
 :class:`Recovery` re-creates what a dead worker took with it (scattered data blocks, model
 versions) so that the cancelled tasks can run again with the same ticket, version, task
-index and arguments (each result is then applied once), and copies a share of the blocks to
-workers that join, so that the scheduler (which runs a task where its block is) gives them
-work. The decisions are in the cluster-free :class:`~.membership.Membership`.
+index and arguments (each result is then applied once), and gives workers that hold no block
+(those that joined) copies of a share of the blocks, so that the scheduler (which runs a task
+where its block is) gives them work. The decisions are in the cluster-free
+:class:`~.membership.Membership`; what happened is counted (:meth:`Recovery.counts`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Recovery:
         self.n_spread = 0  #: data blocks copied to workers that joined during the run
         self.n_relaunched = 0  #: tasks launched again after a worker loss cancelled them
         self.n_repairs = 0
+        #: the data's counters when the run started (they count over its whole life)
+        self._data_base = {k: getattr(data, k, 0)
+                           for k in ("n_lost", "n_recovered", "n_promoted")}
         self._next_watch = 0.0
         self._spreading: asyncio.Task | None = None
 
@@ -74,16 +78,21 @@ class Recovery:
                 f"gave up after repairing {self.max_recoveries} worker losses "
                 "(max_recoveries); the cluster keeps losing workers"
             )
-        if self.data.lost():
-            await self.data.arecover()
-            self.launcher.set_parts(self.data.parts)
-        fresh: dict[int, Any] = {}
+        await self.data.arecover()  # another copy, or a block re-created from the driver
+        self.launcher.set_parts(self.data.parts)
         for s in specs:
             if gone(s.ref):
-                if s.version not in fresh:
-                    fresh[s.version] = await self.broadcaster._recover(s.version)
-                s.ref = fresh[s.version]
+                s.ref = await self._version(s.version)
         self.n_relaunched += len(specs)
+
+    async def _version(self, version: int) -> Any:
+        """A live copy of scattered model ``version``: the one placed again by an earlier
+        repair (tasks cancelled one at a time each come here), or a new one."""
+        b = self.broadcaster
+        current = b._futures.get(version) or b._retired_futures.get(version)
+        if current is not None and not gone(current):
+            return current
+        return await b._recover(version)
 
     def watch(self) -> None:
         """About every ``watch_interval`` s, look for new workers in the background."""
@@ -97,24 +106,43 @@ class Recovery:
         self._spreading = asyncio.ensure_future(self._spread())
 
     async def _spread(self) -> None:
-        """Copy a share of the blocks to workers that joined."""
+        """Copy a share of the blocks to running workers that hold none."""
         try:
-            sched = self.launcher.client.scheduler
-            ncores = await sched.ncores_running()
-            if self.membership.known is None or self.membership.known == set(ncores):
-                self.membership.new_workers(ncores)  # the first look only records them
-                return
-            parts = list(self.launcher.parts)
-            who_has = await sched.who_has(keys=[f.key for f in parts])
-            plan = self.membership.plan(ncores, [who_has.get(f.key, ()) for f in parts])
-            for worker, idx in plan.items():
-                await sched.replicate(keys=[parts[p].key for p in idx], n=1, workers=[worker])
-                self.n_spread += len(idx)
-                logger.info("copied blocks %s to the new worker %s", idx, worker)
+            ncores = await self.launcher.client.scheduler.ncores_running()
+            plan = self.membership.plan(ncores, await self.data.aholders())
+            if plan:
+                made = await self.data.aspread(plan)
+                self.launcher.set_parts(self.data.parts)
+                self.n_spread += made
+                logger.info("copied blocks to workers that hold none: %s", plan)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - a failed copy only costs throughput
             logger.warning("could not copy blocks to new workers: %r", err)
+
+    def counts(self) -> dict[str, int]:
+        """What worker losses and joins cost this run so far.
+
+        Returns
+        -------
+        dict of str to int
+            ``tasks``: tasks launched again after a worker loss cancelled them;
+            ``blocks_lost``: data blocks left with no copy on the cluster;
+            ``blocks``: blocks re-created from the driver-side source (equal to
+            ``blocks_lost`` unless the run failed to re-create one);
+            ``blocks_from_copies``: lost blocks whose tasks went on with another copy
+            (nothing re-created); ``model_versions``: scattered model versions placed again;
+            ``blocks_copied``: copies made for workers that joined.
+        """
+        now = {k: getattr(self.data, k, 0) - v for k, v in self._data_base.items()}
+        return {
+            "tasks": self.n_relaunched,
+            "blocks_lost": now["n_lost"],
+            "blocks": now["n_recovered"],
+            "blocks_from_copies": now["n_promoted"],
+            "model_versions": self.broadcaster.n_recovered,
+            "blocks_copied": self.n_spread,
+        }
 
     def stop(self) -> None:
         """Stop a copy to new workers in progress."""

@@ -4,6 +4,7 @@ validation, fitting and continuing (``fit``, ``partial_fit``) and margins."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,13 +13,13 @@ import dask.array as da
 import numpy as np
 import sparse
 from distributed import Client, LocalCluster, get_client
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..api import minimize
-from ..config import check_support
+from ..config import check_support, solver_barrier
 from ..constraints import BOOLEAN, Instance, Interval, Options, check_all
 from ..data import PartitionedData
 from ..engine.barriers import Barrier
@@ -60,6 +61,18 @@ _PARAMETER_CONSTRAINTS: dict[str, list] = {
     "client": [Instance(Client, "a distributed.Client"), None],
     "verbose": [Interval("int", 0)],
 }
+
+
+@contextlib.contextmanager
+def _naming(names: str) -> Iterator[None]:
+    """Prefix a ``ValueError`` (scikit-learn's input validation) that does not name ``X``
+    or ``y`` with ``names``, so that every refusal says which argument it is about."""
+    try:
+        yield
+    except ValueError as e:
+        if re.search(r"\b[Xy]\b", str(e)):
+            raise
+        raise type(e)(f"{names}: {e}") from e
 
 
 class LinearModel(BaseEstimator):
@@ -105,6 +118,13 @@ class LinearModel(BaseEstimator):
         self.verbose = verbose
 
     # -- parameters ------------------------------------------------------------------------
+    def __sklearn_clone__(self) -> LinearModel:
+        """scikit-learn's clone, sharing the client: a live client cannot be copied, and
+        the clones that GridSearchCV or cross_validate fit in threads should all use it."""
+        params = {k: v if k == "client" else clone(v, safe=False)
+                  for k, v in self.get_params(deep=False).items()}
+        return type(self)(**params)
+
     def _check_params(self) -> None:
         check_all(self.get_params(deep=False), _PARAMETER_CONSTRAINTS)
         if self.solver != AUTO:
@@ -127,6 +147,7 @@ class LinearModel(BaseEstimator):
         problem = Problem(get_loss(loss), penalty, bool(self.fit_intercept), n, d, n_outputs)
         check_support(solver, problem)
         solver.make_options(problem, 1, **self._solver_options())
+        solver_barrier(solver, self.barrier, tau=self.tau)
 
     def _solver_options(self) -> dict[str, Any]:
         return {"combine": self.combine}
@@ -179,10 +200,11 @@ class LinearModel(BaseEstimator):
             return X
         if isinstance(X, sparse.SparseArray):
             X = X.tocsr() if hasattr(X, "tocsr") else sparse.COO(X).tocsr()
-        return validate_data(
-            self, X, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
-            ensure_min_samples=1,
-        )
+        with _naming("X"):
+            return validate_data(
+                self, X, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
+                ensure_min_samples=1,
+            )
 
     def _validate_Xy(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any, Any]:
         """``(X, y, found)``: validated inputs, and for dask input the distinct labels
@@ -206,10 +228,11 @@ class LinearModel(BaseEstimator):
             return X, y, found
         if isinstance(X, sparse.SparseArray):
             X = X.tocsr() if hasattr(X, "tocsr") else sparse.COO(X).tocsr()
-        X, y = validate_data(
-            self, X, y, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
-            y_numeric=not isinstance(self, ClassifierMixin),
-        )
+        with _naming("X, y"):
+            X, y = validate_data(
+                self, X, y, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
+                y_numeric=not isinstance(self, ClassifierMixin),
+            )
         return X, y, None
 
     def _dask_labels(self, y: da.Array) -> Any:

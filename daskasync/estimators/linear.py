@@ -107,7 +107,10 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         if isinstance(y, da.Array):
             found = np.asarray(found if found is not None else da.unique(y).compute())
         else:
-            check_classification_targets(y)
+            try:
+                check_classification_targets(y)
+            except ValueError as e:
+                raise ValueError(f"y: {e}") from e
             found = np.unique(y)
         encoder = LabelEncoder(classes_of(found, classes))
         self.classes_ = encoder.classes

@@ -23,9 +23,14 @@ one half, are fresh). Partitions of equal rows take equal expected times, so a p
 whose typical task time (the median of its last three) is above ``patience`` (default
 1.5) times the median partition's, and more than scheduling noise above it, is a
 straggler: the driver does not wait for it, and its compensated gradient enters the sum
-until it returns. Every other partition is waited for, as a synchronous solver would, so
-without stragglers every iteration waits for every partition, the iterates do not depend
-on timing, and the method is L-BFGS with unit steps.
+until it returns. Nor, once the quorum is in, for a partition whose task in flight is
+already late by the same rule (it has run ``patience`` times the median typical time), so
+that a slow task is left behind in its first iteration, the very first included: there a
+partition not yet heard from enters as the others' sum scaled by its rows (unbiased, rows
+being dealt at random) until its own result arrives. Every other partition is waited
+for, as a synchronous solver would, so without stragglers or late tasks every iteration
+waits for every partition, the iterates do not depend on timing, and the method is L-BFGS
+with unit steps.
 
 **Safeguards, with their invariants.**
 
@@ -120,6 +125,7 @@ class PartitionGradients:
         self.losses = np.zeros(n_partitions)
         self.versions = np.full(n_partitions, -1, dtype=np.int64)
         self.times = np.full(n_partitions, np.nan)  #: typical task time (recent median)
+        self.estimated = np.zeros(n_partitions, dtype=bool)  #: entries not measured yet
         self._recent: list[list[float]] = [[] for _ in range(n_partitions)]
         self._past: list[dict[int, float]] = [{} for _ in range(n_partitions)]
 
@@ -127,10 +133,12 @@ class PartitionGradients:
               seconds: float = float("nan")) -> tuple:
         """Replace partition ``p``'s entry by its result at ``version`` (a task of
         ``seconds``); returns the previous ``(version, gradient)`` (a copy)."""
-        if version <= self.versions[p]:
+        if version < self.versions[p] or (version == self.versions[p]
+                                           and not self.estimated[p]):
             raise ValueError(f"partition {p}: a result of version {version} after "
                              f"{self.versions[p]} (each result is stored once, in order)")
-        before = (int(self.versions[p]), self.grads[p].copy())
+        before = (-1 if self.estimated[p] else int(self.versions[p]), self.grads[p].copy())
+        self.estimated[p] = False
         self.grads[p] = grad
         self.losses[p] = loss
         self.versions[p] = version
@@ -144,6 +152,17 @@ class PartitionGradients:
         if len(past) > self.KEEP:
             del past[min(past)]
         return before
+
+    def estimate(self, missing: list[int], version: int, rows: np.ndarray) -> None:
+        """Fill the partitions never heard from with the fresh partitions' sums scaled by
+        rows (unbiased when rows are dealt to partitions at random), as results at
+        ``version``; each is replaced by its own result when it arrives."""
+        known = [p for p in range(len(self.versions)) if p not in set(missing)]
+        scale = rows[missing] / float(rows[known].sum())
+        self.grads[missing] = np.multiply.outer(scale, self.grads[known].sum(axis=0))
+        self.losses[missing] = scale * self.losses[known].sum()
+        self.versions[missing] = version
+        self.estimated[missing] = True
 
     def loss_at(self, p: int, version: int) -> float | None:
         """Partition ``p``'s loss sum at ``version``, if it is among its last results."""
@@ -315,8 +334,7 @@ class ALBFGS(Solver):
         path.iterate(it.version, it.x)
         ctx.monitor.self_judged = True
         await self._submit(ctx, None)
-        while not table.complete():  # the first iterate: every partition, once
-            await self._receive(ctx, table, path, it, await engine.anext_result())
+        await self._first(ctx, table, path, it)
         move: _Move | None = None
         while True:
             move, x_new = self._advance(ctx, table, path, memory, it, move)
@@ -365,19 +383,64 @@ class ALBFGS(Solver):
             it.path_rows += rows
             it.path_parts[p] = rows * path.at(before_version) + value[1] - before_grad
 
+    async def _first(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
+                     it: _Iteration) -> None:
+        """The first iterate: every partition's result, except that once a quorum of the
+        rows is in, partitions whose tasks are late are estimated from the others
+        (:meth:`PartitionGradients.estimate`) instead of waited for."""
+        engine = ctx.engine
+        while not table.complete():
+            missing = [p for p in range(engine.n_partitions) if table.versions[p] < 0]
+            if self._quorum(it) and self._late(table, missing) == set(missing):
+                table.estimate(missing, it.version, self._rows)
+                return
+            item = await engine.anext_result(self._until_late(table, missing, it))
+            if item is not None:
+                await self._receive(ctx, table, path, it, item)
+
     async def _wait(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                     it: _Iteration) -> None:
-        """Collect results until every partition that is not a straggler is fresh, and a
-        quorum of the rows."""
-        engine, opts = ctx.engine, self.options
+        """Collect results until a quorum of the rows is fresh and every partition that
+        is neither a straggler nor late in this iteration is."""
+        engine = ctx.engine
         while len(it.fresh) < engine.n_partitions:
-            slow = set() if self._verify else stragglers(table.times, opts.patience)
+            slow = set() if self._verify else stragglers(table.times, self.options.patience)
             missing = [p for p in range(engine.n_partitions)
                        if p not in it.fresh and p not in slow]
-            quorum = it.fresh_rows >= opts.quorum * self._rows.sum()
-            if quorum and not missing and not engine.batch_pending():
+            if self._quorum(it) and not engine.batch_pending() and (
+                    not missing or (not self._verify
+                                    and self._late(table, missing) == set(missing))):
                 return
-            await self._receive(ctx, table, path, it, await engine.anext_result())
+            timeout = None if self._verify else self._until_late(table, missing, it)
+            item = await engine.anext_result(timeout)
+            if item is not None:
+                await self._receive(ctx, table, path, it, item)
+
+    def _quorum(self, it: _Iteration) -> bool:
+        return it.fresh_rows >= self.options.quorum * self._rows.sum()
+
+    def _deadlines(self, table: PartitionGradients, partitions: list[int]) -> dict[int, float]:
+        """When each partition's task in flight becomes late: :func:`late_after` the
+        median partition's typical time, from its submission (none before any time is
+        known)."""
+        known = np.isfinite(table.times)
+        if not known.any():
+            return {}
+        limit = late_after(float(np.median(table.times[known])), self.options.patience)
+        return {p: self._submitted[p] + limit for p in partitions if p in self._flying}
+
+    def _late(self, table: PartitionGradients, partitions: list[int]) -> set[int]:
+        now = time.perf_counter()
+        return {p for p, t in self._deadlines(table, partitions).items() if now > t}
+
+    def _until_late(self, table: PartitionGradients, partitions: list[int],
+                    it: _Iteration) -> float | None:
+        """Seconds until every one of ``partitions`` is late, if that ends the wait (a
+        quorum is in); None: wait for the next result."""
+        deadlines = self._deadlines(table, partitions)
+        if not deadlines or not self._quorum(it) or len(deadlines) < len(partitions):
+            return None
+        return max(0.0, max(deadlines.values()) - time.perf_counter()) + 1e-3
 
     def _look_back(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                    it: _Iteration, move: _Move) -> bool:

@@ -167,9 +167,12 @@ def test_pandas_sparse_inputs(client, cancer):
                                                                   pd.Series(y))
     assert list(clf.feature_names_in_) == cols
     Xs = sp.csr_matrix(np.where(np.abs(X) > 1, X, 0.0))
-    a = da.LogisticRegression(max_iter=20, tol=None, random_state=0).fit(Xs, y)
-    b = da.LogisticRegression(max_iter=20, tol=None, random_state=0).fit(sparse.COO(Xs), y)
-    c = da.LogisticRegression(max_iter=20, tol=None, random_state=0).fit(Xs.toarray(), y)
+    # synchronous L-BFGS: the same iterates whatever order the results arrive in, so the
+    # three input formats must give the same model
+    kw = dict(solver="lbfgs", max_iter=20, tol=None, random_state=0)
+    a = da.LogisticRegression(**kw).fit(Xs, y)
+    b = da.LogisticRegression(**kw).fit(sparse.COO(Xs), y)
+    c = da.LogisticRegression(**kw).fit(Xs.toarray(), y)
     np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-12)
     np.testing.assert_allclose(a.coef_, c.coef_, atol=1e-10)
     np.testing.assert_array_equal(a.predict(sparse.COO(Xs)), a.predict(Xs))
@@ -229,3 +232,81 @@ def test_explicit_client_wins(cluster, cancer):
         assert set(clf.worker_stats_) == set(c.nthreads())
     with pytest.raises(ValueError, match="client: the distributed Client is closed"):
         clf.fit(X, y)
+
+
+def _cluster_warnings(client) -> list[str]:
+    """The warnings and errors the workers and the scheduler have logged so far."""
+    logs = [*client.get_worker_logs().values(), client.get_scheduler_logs()]
+    return [msg for log in logs for level, msg in log
+            if level in ("WARNING", "ERROR", "CRITICAL")]
+
+
+def test_input_errors_come_before_anything_is_logged(client, cancer, caplog):
+    """Bad input is refused with a plain message before any task can fail: the workers,
+    the scheduler and the client log nothing (no "Compute Failed" traceback)."""
+    X, y = cancer
+    Xn = X.copy()
+    Xn[400, 3] = np.nan
+    cols = [f"f{i}" for i in range(X.shape[1])]
+
+    def chunked(a):
+        return dka.from_array(a, chunks=(100, -1) if a.ndim == 2 else 100)
+
+    frame = pd.DataFrame(Xn, columns=cols)
+    cases = [
+        (da.LogisticRegression, (chunked(Xn), chunked(y)), "X contains NaN or infinite"),
+        (da.LogisticRegression, (dd.from_pandas(frame, npartitions=3),
+                                 dd.from_pandas(pd.Series(y), npartitions=3)),
+         "X contains NaN or infinite"),
+        (da.LinearRegression, (chunked(X), chunked(np.where(y > 0, np.inf, 1.0))),
+         "y contains NaN or infinite"),
+        (da.LogisticRegression, (chunked(X), np.where(y > 0, np.nan, 1.0)),
+         "y contains NaN or infinite"),
+        (da.LogisticRegression, (chunked(X), chunked(np.zeros(len(y)))),
+         r"contains only one class: 0\.0$"),
+        (da.LogisticRegression, (X, np.full(len(y), "spam", dtype=object)),
+         r"contains only one class: 'spam'$"),
+        (da.LogisticRegression, (Xn, y), "NaN"),
+    ]
+    before = _cluster_warnings(client)
+    with caplog.at_level("WARNING", logger="distributed"):
+        for cls, (Xb, yb), msg in cases:
+            with pytest.raises(ValueError, match=msg):
+                cls(max_iter=2).fit(Xb, yb)
+        clf = da.LogisticRegression(max_iter=1).fit(chunked(X), chunked(y))
+        with pytest.raises(ValueError, match=r"labels \[2\] not in classes_$"):
+            clf.partial_fit(chunked(X), chunked(np.where(y > 0, 2, 0)))
+    assert [r.getMessage() for r in caplog.records] == []
+    assert _cluster_warnings(client) == before
+
+
+def test_dask_inputs_with_few_chunks_use_every_thread(client, cancer, tmp_path):
+    """One chunk (a dataframe from one Parquet file, a one-chunk array) is split into the
+    default partitions (twice the threads); enough chunks are kept; n_partitions wins."""
+    X, y = cancer
+    threads = sum(client.nthreads().values())
+    assert threads >= 2
+
+    def fit(Xf, yf, **kw):
+        return da.LogisticRegression(max_iter=3, tol=None, random_state=0, **kw).fit(Xf, yf)
+
+    cols = [f"f{i}" for i in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=cols).assign(label=y)
+    frame.to_parquet(tmp_path / "one.parquet")
+    ddf = dd.read_parquet(tmp_path / "one.parquet")
+    assert ddf.npartitions == 1
+    for clf in (fit(ddf[cols], ddf["label"]),
+                fit(dka.from_array(X, chunks=-1), dka.from_array(y, chunks=-1))):
+        assert len(clf.partition_stats_) == 2 * threads
+        assert set(clf.worker_stats_) == set(client.nthreads())  # every worker had tasks
+        assert clf.score(X, y) > 0.95
+    kept = fit(dka.from_array(X, chunks=(X.shape[0] // threads + 1, -1)),
+               dka.from_array(y, chunks=X.shape[0] // threads + 1))
+    assert len(kept.partition_stats_) == threads
+    assert len(fit(dka.from_array(X, chunks=-1), y, n_partitions=3).partition_stats_) == 3
+    few = threads - 1  # fewer rows than threads: said, not hidden
+    with pytest.warns(UserWarning, match=f"X has {few} rows, fewer than the cluster's "
+                                         f"{threads} worker threads: 1 of them stay idle"):
+        reg = da.LinearRegression(max_iter=1).fit(dka.from_array(X[:few], chunks=-1),
+                                                  dka.from_array(y[:few], chunks=-1))
+    assert len(reg.partition_stats_) == few

@@ -29,7 +29,14 @@ from ..problem import Problem
 from ..result import FitResult, Record
 from ..solvers.registry import AUTO, SOLVERS, choose_solver, get_solver
 from ..state import RunState
-from .inputs import ClusterData, cluster_input, dask_to_array, is_dask
+from .inputs import (
+    ClusterData,
+    all_finite,
+    cluster_input,
+    dask_n_partitions,
+    dask_to_array,
+    is_dask,
+)
 
 __all__ = ["LinearModel"]
 
@@ -199,7 +206,9 @@ class LinearModel(BaseEstimator):
                 ensure_min_samples=1,
             )
 
-    def _validate_Xy(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
+    def _validate_Xy(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any, Any]:
+        """``(X, y, found)``: validated inputs, and for dask input the distinct labels
+        (:meth:`_dask_labels`, computed in the same pass as the finiteness checks)."""
         if is_dask(X) or is_dask(y):
             X = self._validate_X(X if is_dask(X) else da.from_array(np.asarray(X)), reset)
             y = dask_to_array(y, "y") if is_dask(y) else np.asarray(y)
@@ -207,7 +216,16 @@ class LinearModel(BaseEstimator):
                 raise ValueError(f"y: expected a 1-D array, got shape {y.shape}")
             if y.shape[0] != X.shape[0]:
                 raise ValueError(f"y: {y.shape[0]} labels for {X.shape[0]} rows of X")
-            return X, y
+            yd = y if isinstance(y, da.Array) else da.from_array(y)
+            # one pass, tasks that return False rather than raise: a bad value is reported
+            # here, before any task fails and the workers log a traceback
+            x_ok, y_ok, found = dask.compute(all_finite(X), all_finite(yd),
+                                             self._dask_labels(yd))
+            if not x_ok:
+                raise ValueError("X contains NaN or infinite values")
+            if not y_ok:
+                raise ValueError("y contains NaN or infinite values")
+            return X, y, found
         if isinstance(X, sparse.SparseArray):
             X = X.tocsr() if hasattr(X, "tocsr") else sparse.COO(X).tocsr()
         with _naming("X, y"):
@@ -215,11 +233,17 @@ class LinearModel(BaseEstimator):
                 self, X, y, reset=reset, accept_sparse="csr", dtype=[np.float64, np.float32],
                 y_numeric=not isinstance(self, ClassifierMixin),
             )
-        return X, y
+        return X, y, None
+
+    def _dask_labels(self, y: da.Array) -> Any:
+        """What a fit needs to know of dask labels before placing them (lazy; the
+        classifier's distinct labels), or ``None``."""
+        return None
 
     # -- fitting ---------------------------------------------------------------------------
-    def _encode(self, y: Any, classes: np.ndarray | None) -> tuple[Any, str]:
-        """Targets as the loss wants them; the loss name."""
+    def _encode(self, y: Any, classes: np.ndarray | None, found: Any = None) -> tuple[Any, str]:
+        """Targets as the loss wants them; the loss name (``found``: from
+        :meth:`_validate_Xy`)."""
         return y, "squared"
 
     def _lam(self, n: int) -> float:
@@ -246,8 +270,8 @@ class LinearModel(BaseEstimator):
         seed = self._seed() if not (partial and hasattr(self, "_seed_")) else self._seed_
         cluster = cluster_input(X, y)
         if cluster is None:
-            X, y = self._validate_Xy(X, y, reset=reset)
-            y_enc, loss = self._encode(y, classes)
+            X, y, found = self._validate_Xy(X, y, reset=reset)
+            y_enc, loss = self._encode(y, classes, found)
             self._check_solver_options(loss, int(X.shape[0]), int(X.shape[1]),
                                        self._n_outputs(loss))
             token = dask.base.tokenize(X, y_enc, self.n_partitions, seed)
@@ -258,7 +282,7 @@ class LinearModel(BaseEstimator):
             try:
                 if cluster is None:
                     data = PartitionedData.from_arrays(
-                        X, y_enc, n_partitions=self.n_partitions, client=client,
+                        X, y_enc, n_partitions=self._partitions_of(X, client), client=client,
                         shuffle=None if not isinstance(X, da.Array) else False,
                         random_state=seed,
                     )
@@ -277,6 +301,14 @@ class LinearModel(BaseEstimator):
             records = records[1:]  # the continued run starts where the last one ended
         self._store(result, token, seed, previous + records)
         return self
+
+    def _partitions_of(self, X: Any, client: Client) -> int | None:
+        """``n_partitions``; for a dask ``X`` with fewer row chunks than the cluster has
+        worker threads, as many as for in-memory data (see :func:`dask_n_partitions`)."""
+        if self.n_partitions is not None or not isinstance(X, da.Array):
+            return self.n_partitions
+        threads = sum(client.nthreads().values())
+        return dask_n_partitions(X.numblocks[0], int(X.shape[0]), threads)
 
     def _place(self, cluster: ClusterData, client: Client, classes: np.ndarray | None,
                reset: bool, seed: int, owned: list) -> tuple[PartitionedData, str, str]:
@@ -377,8 +409,19 @@ class LinearModel(BaseEstimator):
         -------
         self
 
+        Raises
+        ------
+        ValueError
+            Invalid parameters, ``X`` or ``y`` with NaN or infinite values, labels of a
+            single class, shapes that do not match. Raised before the data is placed on the
+            cluster (dask input is checked by tasks that report bad values instead of
+            failing), so no worker logs an error for them.
+
         Notes
         -----
+        A dask array or dataframe with fewer row chunks than the cluster has worker threads
+        is split into more partitions (see ``n_partitions``).
+
         A failed or interrupted call (``KeyboardInterrupt``) cancels its tasks and leaves
         the estimator as it was before the call. To keep the progress of long runs, use
         :func:`daskasync.minimize` with ``checkpoint=``.

@@ -55,7 +55,12 @@ class LogisticRegression(ClassifierMixin, LinearModel):
     step_size : float or "auto"
         ``"auto"`` derives the step from the data (see :func:`daskasync.minimize`).
     n_partitions : int, optional
-        Row blocks (default: twice the cluster's worker threads).
+        Row blocks (default: twice the cluster's worker threads, at most one per row). A
+        dask array or dataframe keeps its row chunks as the partitions when it has at least
+        as many as the cluster has worker threads; with fewer (a dataframe read from one
+        Parquet file has one), its rows are split into the default number, so that every
+        thread gets work. A ``UserWarning`` says when the data has fewer rows than the
+        cluster has threads.
     combine : "average" or float, optional
         The weight of each partition's pass in the SAGA solvers (see
         :func:`daskasync.minimize`).
@@ -95,9 +100,12 @@ class LogisticRegression(ClassifierMixin, LinearModel):
 
     _default_loss = "logistic"
 
-    def _encode(self, y: Any, classes: np.ndarray | None) -> tuple[Any, str]:
+    def _dask_labels(self, y: da.Array) -> Any:
+        return da.unique(y)
+
+    def _encode(self, y: Any, classes: np.ndarray | None, found: Any = None) -> tuple[Any, str]:
         if isinstance(y, da.Array):
-            found = np.asarray(da.unique(y).compute())
+            found = np.asarray(found if found is not None else da.unique(y).compute())
         else:
             try:
                 check_classification_targets(y)

@@ -157,7 +157,8 @@ def test_fits_survive_a_worker_killed_and_restarted_at_any_moment(when, retries)
                 data.release()
             else:
                 clf = daskasync.LogisticRegression(solver="lbfgs", client=client,
-                                                   n_partitions=8, max_iter=30)
+                                                   n_partitions=8, max_iter=30,
+                                                   random_state=0)
                 clf.fit(X, y)
                 killer.join()
                 if reference is None:
@@ -165,3 +166,5 @@ def test_fits_survive_a_worker_killed_and_restarted_at_any_moment(when, retries)
                 # synchronous L-BFGS: the same iterates whatever was lost and re-created
                 np.testing.assert_array_equal(clf.coef_, reference)
         print(f"{len(retries.messages)} group(s) placed again:", *retries.messages, sep="\n")
+        if when == "from_arrays":  # the kill lands during placement in most rounds
+            assert retries.messages

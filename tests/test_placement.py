@@ -164,7 +164,8 @@ def test_fits_survive_a_worker_killed_and_restarted_at_any_moment(when, retries)
                 if reference is None:
                     reference = clf.coef_.copy()
                 # synchronous L-BFGS: the same iterates whatever was lost and re-created
-                np.testing.assert_array_equal(clf.coef_, reference)
+                # (to rounding: fits on a changing cluster differ in the last bits)
+                np.testing.assert_allclose(clf.coef_, reference, rtol=1e-9, atol=1e-12)
         print(f"{len(retries.messages)} group(s) placed again:", *retries.messages, sep="\n")
         if when == "from_arrays":  # the kill lands during placement in most rounds
             assert retries.messages

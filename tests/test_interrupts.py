@@ -86,11 +86,11 @@ def test_ctrl_c_during_fit_keeps_the_fitted_estimator(client, solver, tmp_path):
     res = json.loads(out.strip().splitlines()[-1])
     assert res == {"interrupted": True, "same": True, "n_iter": 3}, res
     # from SIGINT to the child's exit: the clean-up, a partial_fit like the child's first
-    # 2-iteration fit, closing the client. A ratio to that fit's time, so that a loaded
-    # machine does not fail it (on an idle one: about 8 s); a hung clean-up waits 10 s
-    # per step (ABORT_TIMEOUT) and exceeds it
+    # 2-iteration fit, closing the client. A ratio to that fit's time (about 1 s on an
+    # idle machine: the bound is then about 8 s), so that a loaded machine does not fail
+    # it; a hung clean-up waits 10 s per step (ABORT_TIMEOUT) and exceeds it
     elapsed = time.monotonic() - t0
-    assert elapsed < 4 * float(t_fit), (elapsed, t_fit)
+    assert elapsed < 8 * float(t_fit), (elapsed, t_fit)
     # the client logged nothing alarming (test_clean_ends checks scheduler and workers)
     assert not ALARMING.findall(err), err[-3000:]
     assert_no_tasks(client, prefixes=(f"{solver}-", "daskasync-model-"))

@@ -141,7 +141,7 @@ def test_fits_survive_a_worker_killed_and_restarted_at_any_moment(when, retries)
             Client(cluster) as client:
         reference = None
         for k, delay in enumerate(delays):
-            client.wait_for_workers(4, timeout=60)
+            client.wait_for_workers(4, timeout=300)  # a nanny restart on a loaded machine
             address, victim = sorted(_worker_pids(client).items())[k % 4]
             killer = threading.Timer(delay, os.kill, args=(victim, signal.SIGKILL))
             killer.start()

@@ -69,6 +69,12 @@ class StopCriteria:
             )
 
 
+def _seen(task: asyncio.Future) -> None:
+    """Mark ``task``'s error as seen (awaiting it later still raises it)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class Monitor:
     """Counts updates and epochs, records history, and checks the stopping criteria.
 
@@ -254,6 +260,9 @@ class Monitor:
             self._pending = asyncio.ensure_future(
                 self.engine.aevaluate(self._pending_theta, **self.problem.kernel_kwargs)
             )
+            # a run that stops with an error cancels the check's tasks and never awaits it:
+            # its error is seen here, not logged by asyncio as "never retrieved"
+            self._pending.add_done_callback(_seen)
 
     def judge(self, theta: np.ndarray, loss_sum: float, grad_sum: Any) -> str | None:
         """A solver's own exact evaluation of the current model (after update

@@ -85,13 +85,13 @@ def test_runs_ending_with_tasks_in_flight_log_nothing_alarming(process_cluster, 
         sizes = _sizes(pc)
         kw = dict(lam=1e-3, record_every=50, seed=0)
         ends = {}
-        for k in range(4):  # each end of a time budget leaves ~P tasks in flight
-            res = daskasync.minimize(data, solver="asaga", time_budget=0.5 + 0.1 * k, **kw)
+        for k in range(3):  # each end of a time budget leaves ~P tasks in flight
+            res = daskasync.minimize(data, solver="asaga", time_budget=2.0 + 0.3 * k, **kw)
             ends[f"asaga-{k}"] = res.stop_reason
-        for solver in ("asgd", "albfgs"):
-            res = daskasync.minimize(data, solver=solver, max_updates=300, **kw)
+        for solver, updates in (("asgd", 300), ("albfgs", 20)):
+            res = daskasync.minimize(data, solver=solver, max_updates=updates, **kw)
             ends[solver] = res.stop_reason
-        res = daskasync.minimize(data, solver="saga", time_budget=0.5, **kw)
+        res = daskasync.minimize(data, solver="saga", time_budget=1.5, **kw)
         ends["saga"] = res.stop_reason
         for solver in ("asaga", "saga"):  # an error in the middle of a run
             with pytest.raises(Stop):
@@ -125,7 +125,7 @@ def test_ctrl_c_logs_nothing_alarming(process_cluster, tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), pc.address, "asaga"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "READY"
+        assert proc.stdout.readline().split()[0] == "READY"
         time.sleep(1.5)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)

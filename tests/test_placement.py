@@ -141,7 +141,7 @@ def test_fits_survive_a_worker_killed_and_restarted_at_any_moment(when, retries)
             Client(cluster) as client:
         reference = None
         for k, delay in enumerate(delays):
-            client.wait_for_workers(4, timeout=60)
+            client.wait_for_workers(4, timeout=300)  # a nanny restart on a loaded machine
             address, victim = sorted(_worker_pids(client).items())[k % 4]
             killer = threading.Timer(delay, os.kill, args=(victim, signal.SIGKILL))
             killer.start()
@@ -157,11 +157,15 @@ def test_fits_survive_a_worker_killed_and_restarted_at_any_moment(when, retries)
                 data.release()
             else:
                 clf = daskasync.LogisticRegression(solver="lbfgs", client=client,
-                                                   n_partitions=8, max_iter=30)
+                                                   n_partitions=8, max_iter=30,
+                                                   random_state=0)
                 clf.fit(X, y)
                 killer.join()
                 if reference is None:
                     reference = clf.coef_.copy()
                 # synchronous L-BFGS: the same iterates whatever was lost and re-created
-                np.testing.assert_array_equal(clf.coef_, reference)
+                # (to rounding: fits on a changing cluster differ in the last bits)
+                np.testing.assert_allclose(clf.coef_, reference, rtol=1e-9, atol=1e-12)
         print(f"{len(retries.messages)} group(s) placed again:", *retries.messages, sep="\n")
+        if when == "from_arrays":  # the kill lands during placement in most rounds
+            assert retries.messages

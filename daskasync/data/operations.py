@@ -139,7 +139,11 @@ class BlockOperations:
         lost = [i for i, f in enumerate(self._parts) if _gone(f)]
         if not lost:
             return []
-        self.n_lost += len(lost)
+        # count each lost future once: repairs running together (a round and a full pass)
+        # both find it lost while the first re-creates it
+        fresh = {self._parts[i].key for i in lost} - self._counted_lost
+        self._counted_lost |= fresh
+        self.n_lost += len(fresh)
         if self._source is None:
             raise RuntimeError(
                 f"partitions {lost} of {self._name!r} were lost with their worker and "

@@ -141,6 +141,7 @@ class PartitionedData(BlockOperations):
         self._spares: list[list[Future]] = [[] for _ in self._parts]
         #: blocks found with no copy left on the cluster (lost with their workers)
         self.n_lost = 0
+        self._counted_lost: set = set()  # keys of the lost futures counted in n_lost
         #: blocks re-created from ``source`` by :meth:`recover`
         self.n_recovered = 0
         #: lost copies replaced by another copy of the block (nothing re-created)

@@ -81,10 +81,7 @@ class Launcher:
         partitions' blocks in one message to the scheduler (``Client.map``: one graph
         update instead of one per task; on a LocalCluster the scheduler shares the driver's
         event loop, so one message per group is the driver's largest saving per task),
-        under unique keys and with the run's dask annotations (its span). The tasks are
-        marked impure: their keys are given, so hashing their arguments (kernel, model,
-        block futures) for a deterministic token would cost the client and the scheduler
-        a pass over every message for nothing."""
+        under unique keys and with the run's dask annotations (its span)."""
         if not specs:
             return []
         first = specs[0]
@@ -104,7 +101,6 @@ class Launcher:
                 avg_task_time=first.delay[1],
                 key=[self.key(s.kind, s.partition) for s in specs],
                 priority=first.priority,
-                pure=False,  # the keys are given: no need to hash the arguments
                 batch_size=None,
             )
 

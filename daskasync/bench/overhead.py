@@ -1,15 +1,18 @@
 """Driver overhead: the engine's asynchronous loop with a near-empty gradient against loops
 that only resubmit tasks, on the same cluster, in the same run.
 
-The like-for-like loop (:func:`like_for_like_loop`) does what the engine's loop does but
-the optimizer's work: it runs on the client's event loop (an ``async def`` run with
-``client.sync``), keeps one task in flight per partition, resubmits all the results that
-finished together in one ``Client.map``, fetches every result, and its tasks take the
-partitions' persisted blocks (the same :class:`~daskasync.data.PartitionedData` the
-engine's run uses) and do near-empty work. ``driver_ratio`` is the engine's rate over that
-loop's: what the engine's own bookkeeping costs per update. The older bare loops (a thread
-iterating ``as_completed``, one ``submit`` per finished task, tasks that take no data) are
-kept as extra columns.
+The like-for-like loop (:func:`like_for_like_loop`) is the smallest correct asynchronous
+SGD driver: what the engine's loop must do, without its bookkeeping. It runs on the
+client's event loop (an ``async def`` run with ``client.sync``), keeps one task in flight
+per partition, and resubmits the partitions whose results finished together in one
+``Client.map`` under unique readable keys. Its tasks are the engine's (``run_task`` with the
+ASGD gradient kernel and the same arguments, on the partitions' persisted blocks of the same
+:class:`~daskasync.data.PartitionedData`), each message carries a copy of the newest model,
+and each result is fetched and applied (its partition and clock at submission are looked
+up, its staleness counted, the SGD step taken). ``driver_ratio`` is the engine's rate over
+that loop's: what the engine's own bookkeeping (tickets, barrier, model versions, monitor)
+costs per update. The older bare loops (a thread iterating ``as_completed``, one ``submit``
+per finished task, tasks that take no data) are kept as extra columns.
 
 Run ``python -m daskasync.bench.overhead`` (starts a LocalCluster) or pass ``--scheduler``.
 """
@@ -17,8 +20,10 @@ Run ``python -m daskasync.bench.overhead`` (starts a LocalCluster) or pass ``--s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,12 @@ from distributed import Client, as_completed
 from ..api import minimize
 from ..constraints import Interval, argparse_type, check_all
 from ..data import PartitionedData
+from ..losses import get_loss
+from ..penalties import make_penalty
+from ..problem import Problem
+from ..solvers.asgd import ASGD
+from ..solvers.sgd import sgd_step
+from ..tasks import grad_kernel, run_task
 
 __all__ = ["CONSTRAINTS", "like_for_like_loop", "measure_overhead"]
 
@@ -64,42 +75,66 @@ def _bare_loop(client: Client, n_tasks: int, in_flight: int, with_results: bool)
     return rate
 
 
-def _touch(block: tuple[Any, Any], partition: int) -> tuple[int, np.ndarray]:
-    """The like-for-like loop's task: near-empty work on a block (its partition and a
-    vector of its width)."""
-    return partition, np.zeros(block[0].shape[1])
+def _like_problem(data: PartitionedData) -> Problem:
+    """The problem :func:`minimize` makes of ``data`` by default (logistic loss, L2 with
+    ``lam = 1 / n``): the like-for-like loop applies the same arithmetic per result."""
+    return Problem(get_loss("logistic"), make_penalty("l2", 1.0 / data.n), False,
+                   int(data.n), int(data.d))
 
 
-async def _alike_for_like(client: Client, parts: list, n_tasks: int) -> float:
+async def _alike_for_like(client: Client, data: PartitionedData, n_tasks: int) -> float:
     """Tasks per second of the like-for-like loop (see :func:`like_for_like_loop`)."""
+    parts, problem = list(data.parts), _like_problem(data)
+    kwargs = {"fraction": ASGD.default_fraction, **problem.kernel_kwargs}
+    run, n_keys = uuid.uuid4().hex[:8], itertools.count()
+    theta = np.zeros(problem.shape)
+    clock, submitted, stale_max = 0, [0] * len(parts), 0
+    flight: dict[Any, tuple[int, int]] = {}  # future -> (partition, clock at submission)
     ac = as_completed([], loop=client.loop, with_results=True)
-    latest = dict(enumerate(client.map(_touch, parts, range(len(parts)), pure=False)))
-    ac.update(latest.values())
-    done = 0
+
+    def launch(ps: list[int]) -> None:
+        model = theta.copy()  # the newest version, one copy per message
+        index = [submitted[p] for p in ps]
+        for p in ps:
+            submitted[p] += 1
+        futs = client.map(
+            run_task, [grad_kernel] * len(ps), [parts[p] for p in ps], [model] * len(ps), ps,
+            index, [kwargs] * len(ps), seed=0, straggler=None, avg_task_time=0.0,
+            key=[f"overhead-grad-p{p}-{run}-{next(n_keys)}" for p in ps], pure=False,
+            batch_size=None,
+        )
+        for fut, p in zip(futs, ps, strict=True):
+            flight[fut] = (p, clock)
+        ac.update(futs)
+
+    launch(list(range(len(parts))))
     t0 = time.perf_counter()
     try:
-        while done < n_tasks:
+        while clock < n_tasks:
             batch = [await ac.__anext__(), *ac.next_batch(block=False)]
-            done += len(batch)
-            if done >= n_tasks:
-                break
-            finished = [value[0] for _fut, value in batch]
-            new = client.map(_touch, [parts[p] for p in finished], finished, pure=False)
-            latest.update(zip(finished, new, strict=True))
-            ac.update(new)
-        return done / (time.perf_counter() - t0)
+            free = []
+            for fut, ((grad_sum, count), _meta) in batch:
+                p, submitted_at = flight.pop(fut)
+                stale_max = max(stale_max, clock - submitted_at)
+                sgd_step(theta, grad_sum, count, 0.1, problem)
+                clock += 1
+                free.append(p)
+            if clock < n_tasks:
+                launch(free)
+        return clock / (time.perf_counter() - t0)
     finally:
-        left = [f for f in latest.values() if not f.done()]
+        left = [f for f in flight if not f.done()]
         ac.clear()
         if left:
             await client.cancel(left)
 
 
 def like_for_like_loop(client: Client, data: PartitionedData, n_tasks: int) -> float:
-    """Tasks per second of a loop that keeps one task per partition of ``data`` in flight,
-    on the client's event loop, resubmitting the results that finished together in one
-    ``Client.map``; each task takes its partition's block and does near-empty work, and
-    every result is fetched. At least ``n_tasks`` tasks are counted.
+    """Tasks per second of the smallest correct asynchronous SGD loop on ``data``: one task
+    per partition in flight, on the client's event loop; the partitions whose results
+    finished together get the newest model in one ``Client.map``; the tasks are the
+    engine's ASGD tasks (same function, kernel and arguments) on the partitions' blocks,
+    and every result is fetched and applied. At least ``n_tasks`` results are counted.
 
     Examples
     --------
@@ -114,7 +149,7 @@ def like_for_like_loop(client: Client, data: PartitionedData, n_tasks: int) -> f
     True
     """
     check_all({"n_updates": n_tasks}, CONSTRAINTS)
-    return float(client.sync(_alike_for_like, client, list(data.parts), int(n_tasks)))
+    return float(client.sync(_alike_for_like, client, data, int(n_tasks)))
 
 
 def measure_overhead(
@@ -141,18 +176,23 @@ def measure_overhead(
     y = np.sign(X[:, 0])
     data = PartitionedData.from_arrays(X, y, n_partitions=n_partitions, client=client)
     bare, bare_res, like, engine = [], [], [], []
+
+    def engine_rate(updates: int) -> float:
+        res = minimize(
+            data, solver="asgd", max_updates=updates, step_size=0.1,
+            record_every=10**9, record_objective=False,
+        )
+        return res.updates / res.wall_time
+
     try:
-        _bare_loop(client, 200, n_partitions, True)  # warm up
+        _bare_loop(client, 200, n_partitions, True)  # warm up, each loop alike
         like_for_like_loop(client, data, 200)
+        engine_rate(200)
         for _ in range(repeats):
             bare.append(_bare_loop(client, n_updates, n_partitions, False))
             bare_res.append(_bare_loop(client, n_updates, n_partitions, True))
             like.append(like_for_like_loop(client, data, n_updates))
-            res = minimize(
-                data, solver="asgd", max_updates=n_updates, step_size=0.1,
-                record_every=10**9, record_objective=False,
-            )
-            engine.append(res.updates / res.wall_time)
+            engine.append(engine_rate(n_updates))
     finally:
         data.release()
     med = float(np.median(engine))

@@ -67,7 +67,8 @@ class BlockOperations:
         """
         self._check_alive()
         copies = self.copies
-        who_has = self._client.who_has([f for fs in copies for f in fs])
+        # a cancelled copy (its data lost) is held by no worker; who_has refuses it
+        who_has = self._client.who_has([f for fs in copies for f in fs if not f.cancelled()])
         return {i: tuple(sorted({w for f in fs for w in who_has.get(f.key, ())}))
                 for i, fs in enumerate(copies)}
 

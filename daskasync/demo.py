@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .bench.report import ratio_cell as ratio_text
+
 __all__ = ["DEMO_DEFAULTS", "TIE", "dashboard_note", "describe_start", "ratio_text",
            "run_demo", "shown", "summary", "time_table", "verdict"]
 
@@ -98,17 +100,6 @@ def _is_sync(entry: Mapping[str, Any]) -> bool:
 
     return entry["kind"] == "peer" or bool(SOLVERS[entry["solver"]].synchronous)
 
-
-def ratio_text(cell: Mapping[str, Any]) -> str:
-    """A speed-up cell of ``ratios_to_best_sync`` as text: ``2.61x``, ``> 1.90x`` (only the
-    asynchronous solver got there), ``< 0.40x`` (only the synchronous one did), ``—``."""
-    if cell.get("ratio") is not None:
-        return f"{cell['ratio']:.2f}x"
-    if "lower_bound" in cell:
-        return f"> {cell['lower_bound']:.2f}x"
-    if "upper_bound" in cell:
-        return f"< {cell['upper_bound']:.2f}x"
-    return "—"
 
 
 def time_table(results: Mapping[str, Any]) -> list[str]:

@@ -15,7 +15,8 @@ import numpy as np
 
 from .specs import BenchSettings
 
-__all__ = ["CLOCK_NOTE", "markdown_table", "plot_traces", "results_document", "write_outputs"]
+__all__ = ["CLOCK_NOTE", "markdown_table", "plot_traces", "ratio_cell", "results_document",
+           "write_outputs"]
 
 #: how ``results.json`` says its runs were timed
 CLOCK_NOTE = (
@@ -69,7 +70,9 @@ def _pair_rows(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _ratio_cell(cell: Mapping[str, Any]) -> str:
+def ratio_cell(cell: Mapping[str, Any]) -> str:
+    """A speed-up cell of ``ratios_to_best_sync`` as text: ``2.61x``, ``> 1.90x`` (only the
+    asynchronous solver got there), ``< 0.40x`` (only the synchronous one did), ``—``."""
     if cell.get("ratio") is not None:
         return f"{cell['ratio']:.2f}x"
     if "lower_bound" in cell:
@@ -91,7 +94,7 @@ def _best_sync_rows(results: Mapping[str, Any]) -> list[str]:
         f"{n} ({tt} s)" if tt != "—" else n for n, tt in zip(names, times, strict=True)) + " |")
     for name, by_t in (results.get("ratios_to_best_sync") or {}).items():
         lines.append(f"| {name} (best sync time / its time) | " +
-                     " | ".join(_ratio_cell(by_t[str(t)]) for t in targets) + " |")
+                     " | ".join(ratio_cell(by_t[str(t)]) for t in targets) + " |")
     lines += ["", "Synchronous solvers: daskasync's synchronous ones and every peer. `> r`: "
               "no synchronous solver got there in its runs (`r`: the shortest one's length "
               "over the asynchronous time); `< r`: the asynchronous solver did not (`r`: the "

@@ -1,14 +1,17 @@
-"""Cluster calls that must survive a worker dying under them."""
+"""Cluster calls from the client's event loop: scatters that survive a worker dying under
+them, and the scheduler's view of workers and keys through public :class:`distributed.Client`
+methods."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import inspect
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from distributed import Client, Future
+from distributed import Client, Future, as_completed
 
-__all__ = ["scatter_retrying"]
+__all__ = ["agather", "arunning_workers", "awho_has", "scatter_retrying"]
 
 #: a worker dying under a transfer (distributed's CommClosedError is an OSError), or removed
 #: by the scheduler between its choice and the transfer's end (a KeyError naming it)
@@ -41,3 +44,40 @@ async def scatter_retrying(
             workers = None
             await asyncio.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+async def awho_has(client: Client, futures: Iterable[Future]) -> dict[str, list[str]]:
+    """:meth:`distributed.Client.who_has` of ``futures`` (key -> workers holding it), awaited
+    on the client's event loop: a synchronous client's call blocks until the loop answers,
+    so it runs in a thread while the loop goes on."""
+    futs = list(futures)
+    if not futs:
+        return {}
+    who = await asyncio.to_thread(client.who_has, futs)
+    return {str(k): list(v) for k, v in who.items()}
+
+
+async def arunning_workers(client: Client) -> dict[str, int]:
+    """Workers the scheduler counts as running (not paused, not closing) -> their threads,
+    from :meth:`distributed.Client.scheduler_info`, awaited on the client's event loop."""
+    kw = {"n_workers": -1} if "n_workers" in _INFO_PARAMS else {}
+    info = await asyncio.to_thread(client.scheduler_info, **kw)
+    return {addr: int(w["nthreads"]) for addr, w in info.get("workers", {}).items()
+            if w.get("status", "running") == "running"}
+
+
+#: ``Client.scheduler_info`` lists 5 workers by default in some releases; ``n_workers=-1``
+#: asks for all where the parameter exists
+_INFO_PARAMS = frozenset(inspect.signature(Client.scheduler_info).parameters)
+
+
+async def agather(client: Client, futures: Sequence[Future]) -> list:
+    """``await client.gather(futures)``, safe to cancel while the tasks run.
+
+    The gather starts once every future is done (finished, failed or cancelled), so it
+    never waits: a cancelled gather that was still waiting would leave distributed's
+    per-key waits to fail unobserved when the futures are cancelled next ("Task exception
+    was never retrieved"). :class:`distributed.as_completed` waits quietly instead."""
+    async for _ in as_completed(list(futures), loop=client.loop):
+        pass
+    return await client.gather(list(futures))

@@ -142,3 +142,18 @@ def test_only_public_names_of_distributed():
             used += [f"{path.relative_to(PACKAGE.parent)}: {n}" for n in names
                      if n.startswith("distributed.")]
     assert not used, f"imports of distributed's submodules: {used}"
+
+
+def test_no_direct_scheduler_rpc():
+    """The scheduler is asked through documented ``Client`` methods (``who_has``,
+    ``scheduler_info``...), never through the client's RPC handle ``client.scheduler.<op>(...)``
+    (an internal interface); its ``address`` is public."""
+    calls = []
+    for path, tree in MODULES.values():
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Attribute)
+                    and node.func.value.attr == "scheduler"):
+                calls.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} "
+                             f"{ast.unparse(node.func)}")
+    assert not calls, f"RPCs to the scheduler outside Client's public methods: {calls}"

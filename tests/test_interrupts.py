@@ -56,13 +56,7 @@ with Client(address) as client:
 """
 
 
-_OPEN = pytest.mark.xfail(
-    strict=False, reason="open: Ctrl-C landing in a synchronous round's gather leaves "
-    "distributed's per-key waits failing unobserved ('Task exception was never retrieved')")
-
-
-@pytest.mark.parametrize("solver", ["asaga", pytest.param("saga", marks=_OPEN),
-                                    pytest.param("sgd", marks=_OPEN)])
+@pytest.mark.parametrize("solver", ["asaga", "saga", "sgd", "lbfgs"])
 def test_ctrl_c_during_fit_keeps_the_fitted_estimator(client, solver, tmp_path):
     """A user's process (here a child process on the test cluster) gets SIGINT mid-fit, as
     from Ctrl-C in a terminal: the estimator keeps its previous fit exactly, partial_fit

@@ -151,8 +151,9 @@ def test_async_saga_survives_killed_workers(process_cluster, problem):
         rec = hit.recovered
         print("recovered:", rec, "blocks only on the victims:", kill.lost)
         # which blocks a death loses depends on the copies Dask made (work stealing copies
-        # a block to the thief): counted just before each kill
-        assert len(kill.lost) >= 2
+        # a block to the thief, so a victim may hold no sole copy): counted just before
+        # each kill; at least the first victim, on a cluster of three, held one
+        assert len(kill.lost) >= 1
         # exact: each lost block re-created once; the victims' sole copies, read just
         # before the kill, bound it (a running task may copy a block in the last moment)
         assert rec["blocks_lost"] == rec["blocks"] and 1 <= rec["blocks"] <= len(kill.lost)

@@ -379,8 +379,17 @@ def test_the_scheduler_check_sees_a_late_failure(ctx):
     """The check of the table can fail: an error raised after a task ran (here a
     ``from_arrays`` whose dask labels hold NaN, found by the block tasks) moves it."""
     before = scheduler_probe.seen(ctx.client)
+    logged = _failed_computes(ctx.client)
     y = dsa.from_array(_with(ctx.y, 3, np.nan), chunks=50)
-    with pytest.raises(ValueError, match="y"):
+    with pytest.raises(ValueError, match="y contains NaN"):
         da.PartitionedData.from_arrays(dsa.from_array(ctx.X, chunks=(50, 4)), y,
                                        client=ctx.client)
     assert scheduler_probe.seen(ctx.client) != before
+    # the block tasks say what is wrong instead of raising: no worker logged a traceback
+    assert _failed_computes(ctx.client) == logged
+
+
+def _failed_computes(client) -> set[str]:
+    """Messages of the workers' "Compute Failed" log records (a task that raised)."""
+    return {msg for lines in client.get_worker_logs().values() for _level, msg in lines
+            if "Compute Failed" in msg}

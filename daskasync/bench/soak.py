@@ -147,7 +147,7 @@ def soak(
         ``n_updates`` (each fit's updates, the smallest), ``updates`` (all fits),
         ``wall_time_s``, ``updates_per_s`` (all fits together), ``objectives``,
         ``max_scheduler_tasks`` (largest key count sampled) and ``futures_after`` (keys
-        other than the data's left on the scheduler after the run).
+        left on the scheduler once the runs ended and the data set was released).
 
     Raises
     ------
@@ -165,9 +165,9 @@ def soak(
     """
     check_all({"n_fits": n_fits, "n_updates": n_updates, "n_partitions": n_partitions,
                "sample_every": sample_every, "warmup": warmup, "solver": solver}, CONSTRAINTS)
+    before = scheduler_keys(client)
     data = PartitionedData.synthetic(n=4_000, d=100, n_partitions=n_partitions, seed=0,
                                      client=client)
-    data_keys = {str(f.key) for f in data.parts}
     record_every = max(n_partitions, n_updates // 20)
     try:
         with _Watch(client, sample_every, on_sample) as watch:
@@ -187,11 +187,13 @@ def soak(
             wall = time.perf_counter() - t0
         gc.collect()
         end_rss = psutil.Process().memory_info().rss
-        deadline = time.monotonic() + 10.0  # releases reach the scheduler asynchronously
-        while (leftover := scheduler_keys(client) - data_keys) and time.monotonic() < deadline:
-            time.sleep(0.1)
     finally:
         data.release()
+    # the data set goes too (with any copy made for a worker that held no block): whatever
+    # is left is the runs'; releases reach the scheduler asynchronously
+    deadline = time.monotonic() + 10.0
+    while (leftover := scheduler_keys(client) - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
     samples = np.array(watch.samples, dtype=float).reshape(-1, 4)
     total = sum(r.updates for r in results)
     return {

@@ -67,28 +67,35 @@ def least_loaded_workers(
     return targets
 
 
-def finalize_block(X: Any, y: Any, index: int) -> Block:
-    """Worker task: turn a dask block pair into the canonical ``(X_block, y_block)``."""
+class InvalidBlock(str):
+    """What a worker found wrong in a block, returned in the block's place instead of
+    raised: a raising task logs a traceback on its worker, while the driver raises one
+    clear ``ValueError`` (:func:`.builders.from_futures`)."""
+
+
+def finalize_block(X: Any, y: Any, index: int) -> Block | InvalidBlock:
+    """Worker task: turn a dask block pair into the canonical ``(X_block, y_block)``, or an
+    :class:`InvalidBlock` saying what is wrong with it."""
     if sp.issparse(X) or isinstance(X, sparse.SparseArray):
         if isinstance(X, sparse.SparseArray) and X.fill_value != 0:
-            raise ValueError(f"X partition {index} has a non-zero fill_value ({X.fill_value})")
+            return InvalidBlock(
+                f"X partition {index} has a non-zero fill_value ({X.fill_value})")
         Xb: np.ndarray | sp.csr_matrix = canonical_csr(X)
         finite = bool(np.isfinite(Xb.data).all())
     else:
         X = np.asarray(X)
         Xb = np.ascontiguousarray(X, dtype=value_dtype(X.dtype))
-        finite = dense_is_finite(Xb)
+        finite = Xb.ndim != 2 or dense_is_finite(Xb)
     if Xb.ndim != 2:
-        raise ValueError(f"X partition {index} is not 2-D (shape {Xb.shape})")
+        return InvalidBlock(f"X partition {index} is not 2-D (shape {Xb.shape})")
     if not finite:
-        raise ValueError(f"X contains NaN or infinite values (partition {index})")
+        return InvalidBlock(f"X contains NaN or infinite values (partition {index})")
     yb = np.ascontiguousarray(np.asarray(y), dtype=np.float64).reshape(-1)
     if yb.shape[0] != Xb.shape[0]:
-        raise ValueError(
-            f"y partition {index} has {yb.shape[0]} entries but X partition has {Xb.shape[0]} rows"
-        )
+        return InvalidBlock(f"y partition {index} has {yb.shape[0]} entries but X partition "
+                            f"has {Xb.shape[0]} rows")
     if not np.isfinite(yb).all():
-        raise ValueError(f"y contains NaN or infinite values (partition {index})")
+        return InvalidBlock(f"y contains NaN or infinite values (partition {index})")
     return Xb, yb
 
 
@@ -111,8 +118,11 @@ def merge_labels(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
     return label_values(np.concatenate(parts)) if parts else None
 
 
-def block_stats(block: Block) -> tuple[int, int, np.ndarray | None]:
-    """Worker task: ``(rows, stored entries, distinct labels)`` of a block."""
+def block_stats(block: Block | InvalidBlock) -> tuple[int, int, np.ndarray | None] | InvalidBlock:
+    """Worker task: ``(rows, stored entries, distinct labels)`` of a block (an
+    :class:`InvalidBlock` as it is)."""
+    if isinstance(block, InvalidBlock):
+        return block
     X = block[0]
     nnz = int(X.nnz) if sp.issparse(X) else int(X.size)
     return int(X.shape[0]), nnz, label_values(block[1])

@@ -24,6 +24,7 @@ from ..constraints import BOOLEAN, Interval, check, check_all
 from ..datasets import check_synthetic_params, load_libsvm
 from .blocks import (
     Block,
+    InvalidBlock,
     block_stats,
     default_n_partitions,
     finalize_block,
@@ -78,6 +79,11 @@ def from_futures(
     finally:
         for f in stats_futures:
             f.release()
+    invalid = [s for s in stats if isinstance(s, InvalidBlock)]
+    if invalid:
+        for f in futures:
+            f.release()
+        raise ValueError(str(invalid[0]))
     rows = np.array([s[0] for s in stats], dtype=np.int64)
     if not np.array_equal(rows, sizes):
         for f in futures:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._comm import awho_has
 from .blocks import safe_name
 from .builders import from_futures
 from .placement import PlacementError, acopy, aplace, least_loaded
@@ -76,8 +77,8 @@ class BlockOperations:
         """The workers holding each block: those of the copy tasks use first, then those
         of its other copies (each worker once). Await it on the client's event loop."""
         copies = self.copies
-        who_has = await self._client.scheduler.who_has(
-            keys=[f.key for fs in copies for f in fs])
+        who_has = await awho_has(self._client, [f for fs in copies for f in fs
+                                                if not f.cancelled()])
         out = []
         for fs in copies:
             seen: dict[str, None] = {}

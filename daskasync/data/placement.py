@@ -20,6 +20,8 @@ from typing import Any
 
 from distributed import Client, Future, as_completed
 
+from .._comm import arunning_workers, awho_has
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["aplace", "acopy", "round_robin", "least_loaded", "PlacementError"]
@@ -105,7 +107,7 @@ async def aplace(
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(BACKOFF * attempt)
-            ncores = await client.scheduler.ncores_running()
+            ncores = await arunning_workers(client)
             if not ncores:
                 continue
             for worker, idx in choose(todo, ncores).items():
@@ -139,8 +141,8 @@ async def _drop_unheld(client: Client, placed: dict[int, Future]) -> BaseExcepti
     after the transfer), so that they are placed again; returns an error if any."""
     if not placed:
         return None
-    who_has = await client.scheduler.who_has(keys=[f.key for f in placed.values()])
-    running = await client.scheduler.ncores_running()
+    who_has = await awho_has(client, [f for f in placed.values() if not f.cancelled()])
+    running = await arunning_workers(client)
     gone = [i for i, f in placed.items()
             if f.status in ("cancelled", "lost")
             or not set(who_has.get(f.key, ())) & set(running)]

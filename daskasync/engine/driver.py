@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from distributed import CancelledError, as_completed
 
-from .._comm import scatter_retrying
+from .._comm import agather, scatter_retrying
 from ..constraints import Interval, check
 from ..problem import RowStats
 from ..stragglers import Straggler, make_straggler
@@ -453,7 +453,7 @@ class Engine:
         try:
             while True:
                 try:
-                    return await self.client.gather(futs)
+                    return await agather(self.client, futs)
                 except CancelledError:
                     lost = [i for i, f in enumerate(futs) if gone(f)]
                     if not lost or self._closing:

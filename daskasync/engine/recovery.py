@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .._comm import arunning_workers
 from ..constraints import Interval, check
 from .launcher import Launcher, TaskSpec, gone
 from .membership import Membership
@@ -108,7 +109,7 @@ class Recovery:
     async def _spread(self) -> None:
         """Copy a share of the blocks to running workers that hold none."""
         try:
-            ncores = await self.launcher.client.scheduler.ncores_running()
+            ncores = await arunning_workers(self.launcher.client)
             plan = self.membership.plan(ncores, await self.data.aholders())
             if plan:
                 made = await self.data.aspread(plan)

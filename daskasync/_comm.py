@@ -49,8 +49,9 @@ async def scatter_retrying(
 async def awho_has(client: Client, futures: Iterable[Future]) -> dict[str, list[str]]:
     """:meth:`distributed.Client.who_has` of ``futures`` (key -> workers holding it), awaited
     on the client's event loop: a synchronous client's call blocks until the loop answers,
-    so it runs in a thread while the loop goes on."""
-    futs = list(futures)
+    so it runs in a thread while the loop goes on. A cancelled future (its data lost) is
+    held by no worker and left out (``who_has`` refuses it)."""
+    futs = [f for f in futures if not f.cancelled()]
     if not futs:
         return {}
     who = await asyncio.to_thread(client.who_has, futs)
@@ -66,8 +67,8 @@ async def arunning_workers(client: Client) -> dict[str, int]:
             if w.get("status", "running") == "running"}
 
 
-#: ``Client.scheduler_info`` lists 5 workers by default in some releases; ``n_workers=-1``
-#: asks for all where the parameter exists
+#: ``Client.scheduler_info`` lists 5 workers by default in some releases (distributed
+#: PR 9045, undone by PR 9308); ``n_workers=-1`` asks for all where the parameter exists
 _INFO_PARAMS = frozenset(inspect.signature(Client.scheduler_info).parameters)
 
 
@@ -78,6 +79,7 @@ async def agather(client: Client, futures: Sequence[Future]) -> list:
     never waits: a cancelled gather that was still waiting would leave distributed's
     per-key waits to fail unobserved when the futures are cancelled next ("Task exception
     was never retrieved"). :class:`distributed.as_completed` waits quietly instead."""
-    async for _ in as_completed(list(futures), loop=client.loop):
+    futs = list(futures)
+    async for _ in as_completed(futs, loop=client.loop):
         pass
-    return await client.gather(list(futures))
+    return await client.gather(futs)

@@ -52,6 +52,15 @@ def client(cluster):
         assert_no_tasks(c)
 
 
+def wait_gone(client: Client, address: str, timeout: float = 30.0) -> None:
+    """Wait until the scheduler no longer lists the worker ``address`` (fails after
+    ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while address in client.nthreads():
+        assert time.monotonic() < deadline, f"the scheduler still lists {address}"
+        time.sleep(0.05)
+
+
 def scheduler_keys(client: Client, prefix: str = "") -> list[str]:
     """Keys the scheduler holds now, optionally only those starting with ``prefix``."""
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_no_tasks
+from conftest import assert_no_tasks, wait_gone
 from distributed import Client, LocalCluster
 
 import daskasync
@@ -44,13 +44,6 @@ def retries():
     log.setLevel(old)
 
 
-def _wait_gone(client: Client, address: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while address in client.nthreads():
-        assert time.monotonic() < deadline, f"the scheduler still lists {address}"
-        time.sleep(0.05)
-
-
 def test_a_closed_client_is_refused_before_anything_is_sent(cluster):
     client = Client(cluster)
     client.close()
@@ -72,7 +65,7 @@ def test_blocks_sent_to_a_departed_worker_are_placed_on_the_live_ones(process_cl
                     if w["name"] == "w0")
         stale = client.nthreads()
         pc.kill("w0")
-        _wait_gone(client, dead)
+        wait_gone(client, dead)
         views: list[set[str]] = []
 
         def choose(indices, ncores):
@@ -149,7 +142,7 @@ def test_fits_survive_a_worker_killed_and_restarted_at_any_moment(when, retries)
                 data = daskasync.PartitionedData.from_arrays(X, y, n_partitions=8,
                                                              client=client)
                 killer.join()
-                _wait_gone(client, address)
+                wait_gone(client, address)
                 _wait_noticed(data)
                 data.recover()  # blocks lost with the victim after placement come back
                 Xg, yg = data.gather()

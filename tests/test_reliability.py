@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ProcessCluster, assert_no_tasks
+from conftest import ProcessCluster, assert_no_tasks, wait_gone
 from distributed import Client
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
@@ -273,13 +273,6 @@ def test_soak_holds_a_bounded_number_of_tasks_and_leaks_no_futures(client):
     assert len(out["samples"]) >= 4
 
 
-def _wait_gone(client: Client, address: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while address in client.nthreads():
-        assert time.monotonic() < deadline, f"the scheduler still lists {address}"
-        time.sleep(0.05)
-
-
 def test_recovery_counts_are_exact(process_cluster):
     """The worker holding a scattered model version and a block dies before tasks on them
     run: one block lost and re-created, one version re-created, every task (all need that
@@ -299,7 +292,7 @@ def test_recovery_counts_are_exact(process_cluster):
             assert len(alone) == 1  # one block per worker
             name = next(n for n, a in _workers_by_name(client).items() if a == holder)
             pc.kill(name)
-            _wait_gone(client, holder)
+            wait_gone(client, holder)
             engine.submit(lambda block, w, **kw: float((block[0] @ w).sum()))
             got = sorted(engine.collect() for _ in range(3))
             counts = engine.recovery.counts()

@@ -85,9 +85,9 @@ def finalize_block(X: Any, y: Any, index: int) -> Block | InvalidBlock:
     else:
         X = np.asarray(X)
         Xb = np.ascontiguousarray(X, dtype=value_dtype(X.dtype))
-        finite = Xb.ndim != 2 or dense_is_finite(Xb)
-    if Xb.ndim != 2:
-        return InvalidBlock(f"X partition {index} is not 2-D (shape {Xb.shape})")
+        if Xb.ndim != 2:
+            return InvalidBlock(f"X partition {index} is not 2-D (shape {Xb.shape})")
+        finite = dense_is_finite(Xb)
     if not finite:
         return InvalidBlock(f"X contains NaN or infinite values (partition {index})")
     yb = np.ascontiguousarray(np.asarray(y), dtype=np.float64).reshape(-1)

@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 import sparse
+from dask.array.utils import meta_from_array
 from distributed import Client, Future
 
 from ..constraints import BOOLEAN, Interval, check, check_all
@@ -299,8 +300,8 @@ def _check_dask_X(X: da.Array) -> tuple[int, int, bool]:
     n, d = int(X.shape[0]), int(X.shape[1])
     if n == 0 or d == 0:
         raise ValueError(f"X is empty (shape {X.shape})")
-    meta = getattr(X, "_meta", None)
-    if meta is None or isinstance(meta, np.ndarray):
+    meta = meta_from_array(X)  # an empty block of X's block type
+    if isinstance(meta, np.ndarray):
         is_sparse = False
     elif isinstance(meta, sparse.SparseArray) or sp.issparse(meta):
         is_sparse = True

@@ -77,8 +77,7 @@ class BlockOperations:
         """The workers holding each block: those of the copy tasks use first, then those
         of its other copies (each worker once). Await it on the client's event loop."""
         copies = self.copies
-        who_has = await awho_has(self._client, [f for fs in copies for f in fs
-                                                if not f.cancelled()])
+        who_has = await awho_has(self._client, [f for fs in copies for f in fs])
         out = []
         for fs in copies:
             seen: dict[str, None] = {}

@@ -141,7 +141,7 @@ async def _drop_unheld(client: Client, placed: dict[int, Future]) -> BaseExcepti
     after the transfer), so that they are placed again; returns an error if any."""
     if not placed:
         return None
-    who_has = await awho_has(client, [f for f in placed.values() if not f.cancelled()])
+    who_has = await awho_has(client, placed.values())
     running = await arunning_workers(client)
     gone = [i for i, f in placed.items()
             if f.status in ("cancelled", "lost")

@@ -19,6 +19,9 @@ ALARMING = re.compile(r" - (WARNING|ERROR|CRITICAL) - .*")
 _CHILD = r"""
 import faulthandler, json, logging, signal, sys, time
 faulthandler.register(signal.SIGUSR1, all_threads=True)
+# Ctrl-C raises KeyboardInterrupt, as in a terminal, also when this process inherited an
+# ignored SIGINT (pytest started as a background job, where Python keeps it ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 logging.basicConfig(format="%(name)s - %(levelname)s - %(message)s")
 import numpy as np
 from distributed import Client

@@ -11,7 +11,7 @@ from typing import Any
 
 from distributed import Client, Future, as_completed
 
-__all__ = ["agather", "arunning_workers", "awho_has", "scatter_retrying"]
+__all__ = ["agather", "agather_done", "arunning_workers", "awho_has", "scatter_retrying"]
 
 #: a worker dying under a transfer (distributed's CommClosedError is an OSError), or removed
 #: by the scheduler between its choice and the transfer's end (a KeyError naming it)
@@ -73,13 +73,32 @@ _INFO_PARAMS = frozenset(inspect.signature(Client.scheduler_info).parameters)
 
 
 async def agather(client: Client, futures: Sequence[Future]) -> list:
-    """``await client.gather(futures)``, safe to cancel while the tasks run.
+    """``await client.gather(futures)``, safe to cancel while the tasks run, and quiet when a
+    worker dies with a finished result.
 
     The gather starts once every future is done (finished, failed or cancelled), so it
     never waits: a cancelled gather that was still waiting would leave distributed's
     per-key waits to fail unobserved when the futures are cancelled next ("Task exception
-    was never retrieved"). :class:`distributed.as_completed` waits quietly instead."""
+    was never retrieved"). :class:`distributed.as_completed` waits quietly instead. A
+    result lost with its worker is computed again by Dask (or its future is cancelled
+    when its inputs are gone too); ``errors="skip"`` keeps distributed's "Couldn't gather"
+    warning for that case at debug level. A failed or cancelled task raises its error."""
     futs = list(futures)
     async for _ in as_completed(futs, loop=client.loop):
         pass
+    if all(f.status == "finished" for f in futs):
+        values = await client.gather(futs, errors="skip")
+        if len(values) == len(futs):
+            return values
+    # a failed or cancelled future: gather raises its error before fetching anything
     return await client.gather(futs)
+
+
+async def agather_done(client: Client, futures: Sequence[Future]) -> list:
+    """The results of ``futures``, which are done, in order: ``None`` for a future that
+    did not finish (failed or cancelled, or whose result was lost with its worker and
+    could not be computed again), without raising or logging. See :func:`agather`."""
+    futs = list(futures)
+    done = {f.key: f for f in futs if f.status == "finished"}
+    got = await client.gather(done, errors="skip") if done else {}
+    return [got.get(f.key) for f in futs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -172,3 +173,30 @@ def process_cluster(tmp_path):
     yield make
     for pc in made:
         pc.close()
+
+
+class Records(logging.Handler):
+    """The client's log records at WARNING and above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} - {record.levelname} - {record.getMessage()}")
+
+
+@pytest.fixture
+def client_log():
+    """Records of the client's loggers: the root's, and those of every logger that does
+    not propagate to it (distributed configures ``distributed`` and ``distributed.client``,
+    among others, with their own handlers and ``propagate=False``)."""
+    handler = Records()
+    named = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)]
+    loggers = [logging.getLogger(), *(lg for lg in named
+                                      if isinstance(lg, logging.Logger) and not lg.propagate)]
+    for log in loggers:
+        log.addHandler(handler)
+    yield handler
+    for log in loggers:
+        log.removeHandler(handler)

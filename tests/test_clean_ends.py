@@ -4,7 +4,6 @@ whose logs are read from their files)."""
 
 from __future__ import annotations
 
-import logging
 import re
 import signal
 import subprocess
@@ -23,29 +22,6 @@ pytestmark = pytest.mark.slow
 
 #: a log line of distributed's default format at WARNING level or above
 ALARMING = re.compile(r" - (WARNING|ERROR|CRITICAL) - ")
-
-
-class Records(logging.Handler):
-    """The client's log records at WARNING and above."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.name} - {record.levelname} - {record.getMessage()}")
-
-
-@pytest.fixture
-def client_log():
-    """Records of the client's loggers (distributed's do not propagate to the root)."""
-    handler = Records()
-    loggers = [logging.getLogger(name) for name in ("distributed", "daskasync", "")]
-    for log in loggers:
-        log.addHandler(handler)
-    yield handler
-    for log in loggers:
-        log.removeHandler(handler)
 
 
 def _sizes(pc: ProcessCluster) -> dict[Path, int]:

@@ -68,7 +68,6 @@ class Killer:
     def __init__(self, pc: ProcessCluster, client: Client, data) -> None:
         self.pc, self.client, self.data = pc, client, data
         self.lost: list[int] = []
-        self.lost_versions = 0  #: scattered model versions only the victims held
         self.victims: list[str] = []
 
     def __call__(self, *names: str) -> None:
@@ -79,10 +78,6 @@ class Killer:
             names = (max(by_name, key=lambda n: (sole.count(by_name[n]), n)),)
         victims = {by_name[n] for n in names}
         self.lost += [p for p, hs in locations.items() if hs and set(hs) <= victims]
-        self.lost_versions += sum(
-            1 for k, hs in self.client.who_has().items()
-            if str(k).startswith("daskasync-model-") and hs and set(hs) <= victims
-        )
         for n in names:
             self.pc.kill(n)
         self.victims += names
@@ -97,7 +92,7 @@ def _sync_run(data, **kw):
     )
 
 
-def test_sync_saga_survives_killed_workers_bit_for_bit(process_cluster, problem):
+def test_sync_saga_survives_killed_workers_bit_for_bit(process_cluster, problem, client_log):
     X, y, f_star = problem
     pc: ProcessCluster = process_cluster(3)
     with Client(pc.address) as client:
@@ -105,8 +100,11 @@ def test_sync_saga_survives_killed_workers_bit_for_bit(process_cluster, problem)
         calm = _sync_run(data)
         kill = Killer(pc, client, data)
         killer = At({4: "*", 12: "*"}, kill)
+        client_log.lines.clear()
         hit = _sync_run(data, callback=killer)
         killer.join()
+        alarming = [ln for ln in client_log.lines if not ln.startswith("daskasync.")]
+        assert not alarming, "\n".join(alarming)
         assert len(set(kill.victims)) == 2
         assert set(_workers_by_name(client)) == {"w0", "w1", "w2"} - set(kill.victims)
         # the same tasks with the same inputs ran again: exactly the undisturbed run
@@ -131,7 +129,7 @@ def test_sync_saga_survives_killed_workers_bit_for_bit(process_cluster, problem)
         assert_no_tasks(client)
 
 
-def test_async_saga_survives_killed_workers(process_cluster, problem):
+def test_async_saga_survives_killed_workers(process_cluster, problem, client_log):
     X, y, f_star = problem
     pc = process_cluster(3)
     with Client(pc.address) as client:
@@ -141,9 +139,14 @@ def test_async_saga_survives_killed_workers(process_cluster, problem):
         calm = daskasync.minimize(data, **kw)
         kill = Killer(pc, client, data)
         killer = At({30: "*", 90: "*"}, kill)
+        client_log.lines.clear()
         hit = daskasync.minimize(data, callback=killer, **kw)
         killer.join()
         assert len(killer.done) == 2 and len(_workers_by_name(client)) == 1
+        # the client says what happened once, in daskasync's words: no error logged by
+        # distributed for a result fetched from a dying worker, no "Couldn't gather"
+        alarming = [ln for ln in client_log.lines if not ln.startswith("daskasync.")]
+        assert not alarming, "\n".join(alarming)
         # every collected result was applied once: tasks counted on the workers are the
         # updates (a ticket completed twice raises in the coordinator)
         assert sum(w["tasks"] for w in hit.worker_stats.values()) == hit.updates + hit.dropped
@@ -159,8 +162,10 @@ def test_async_saga_survives_killed_workers(process_cluster, problem):
         assert rec["blocks_lost"] == rec["blocks"] and 1 <= rec["blocks"] <= len(kill.lost)
         # every partition keeps getting tasks: a lost block's next task at least ran again
         assert rec["tasks"] >= rec["blocks"]
-        # a version is placed again once, however many of its tasks were cancelled
-        assert rec["model_versions"] <= min(rec["tasks"], kill.lost_versions)
+        # a version is placed again once, however many of its tasks were cancelled (the
+        # versions the victims held cannot bound it: a version scattered to a victim while
+        # the kill's snapshot is taken is held by nobody yet in that snapshot)
+        assert rec["model_versions"] <= rec["tasks"]
         assert data.lost() == []
         calm_gap = (calm.objective - f_star) / f_star
         hit_gap = (hit.objective - f_star) / f_star
@@ -186,18 +191,18 @@ def test_computed_blocks_are_recomputed_by_dask(process_cluster):
         assert_no_tasks(client)
 
 
-@pytest.mark.xfail(strict=False, reason="open: some runs go on to the end although the "
-                   "victim held the only copy of a block when it was killed (seen after the "
-                   "placement and membership changes); cause not found yet")
 def test_without_a_source_a_lost_block_ends_the_run_clearly(process_cluster, problem,
                                                             monkeypatch):
     X, y, _ = problem
-    # tiny blocks: with work stealing on, the scheduler may run a task where its block is
-    # not and leave a copy there, so that no block is lost
+    # every task must run where its block is, so that the victim holds sole copies: no
+    # work stealing (with tiny blocks the scheduler may move a task and leave a copy), and
+    # at least 5 blocks (distributed's queuing treats a task group whose dependencies are
+    # fewer than 5 keys as "root-ish" and places its tasks on any idle worker, copying the
+    # blocks: with 4 blocks every worker held every block after a few rounds)
     monkeypatch.setenv("DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING", "False")
     pc = process_cluster(2)
     with Client(pc.address) as client:
-        data = daskasync.PartitionedData.from_arrays(X, y, n_partitions=4, recoverable=False)
+        data = daskasync.PartitionedData.from_arrays(X, y, n_partitions=6, recoverable=False)
         kill = Killer(pc, client, data)  # the worker holding the most sole copies
         killer = At({3: "*"}, kill)
         with pytest.raises(RuntimeError, match="cannot be re-created"):

@@ -4,6 +4,7 @@ computed on the workers, and margins of a linear model computed where the rows a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,8 @@ from .._comm import awho_has
 from .blocks import safe_name
 from .builders import from_futures
 from .placement import PlacementError, acopy, aplace, least_loaded
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["BlockOperations"]
 
@@ -170,6 +173,8 @@ class BlockOperations:
             self._parts[i].release()
             self._parts[i] = fut
             self.n_recovered += 1
+        logger.warning("partitions %s of %r were lost with their worker; re-created them "
+                       "from the driver-side source", lost, self._name)
         return lost
 
     def recover(self) -> list[int]:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from distributed import CancelledError, as_completed
 
-from .._comm import agather, scatter_retrying
+from .._comm import agather, agather_done, scatter_retrying
 from ..constraints import Interval, check
 from ..problem import RowStats
 from ..stragglers import Straggler, make_straggler
@@ -58,8 +58,7 @@ async def _cancel_quietly(client: Any, futures: Sequence[Any]) -> None:
 
 
 async def _drain(ac: as_completed) -> None:
-    """Take everything ``ac`` still tracks: cancelled futures come back at once, finished
-    ones once their results are fetched."""
+    """Take everything ``ac`` still tracks (once cancelled or finished)."""
     while not ac.is_empty():
         await ac.__anext__()
 
@@ -182,7 +181,9 @@ class Engine:
         self._specs: dict[Any, TaskSpec] = {}
         self._on_version: Counter[int] = Counter()  # tasks in flight per model version
         self.broadcaster.in_use = self._on_version.__contains__
-        self._ac = as_completed([], loop=self.client.loop, with_results=True, raise_errors=False)
+        # results are fetched by the engine, a batch at a time (agather_done): distributed's
+        # own fetch (with_results=True) logs an error when a worker dies under it
+        self._ac = as_completed([], loop=self.client.loop)
         self._ready: deque = deque()
         self._gathering: set = set()  # futures of synchronous rounds in flight
         self._passes: set = set()  # futures of full passes (objective checks) in flight
@@ -340,8 +341,9 @@ class Engine:
                         )
                     except asyncio.TimeoutError:
                         return None
-                self._ready.append(item)
-                self._ready.extend(self._ac.next_batch(block=False))
+                batch = [item, *self._ac.next_batch(block=False)]
+                results = await agather_done(self.client, batch)
+                self._ready.extend(zip(batch, results, strict=True))
             fut, res = self._ready.popleft()
             ticket, spec = self._untrack(fut)
             if ticket is None or spec is None:  # cancelled by us
@@ -353,13 +355,16 @@ class Engine:
                 del fut, res
                 await self._relaunch(ticket, spec)
                 continue
-            if fut.status == "error":
+            if res is None and fut.status != "error":  # its result is being computed again
+                self._track(fut, ticket, spec)
+                continue
+            if res is None:  # the task failed: raise its error (gather raises it at once)
                 self.coordinator.cancel(ticket)
-                fut.release()  # the traceback must not keep the erred task alive
-                del fut
-                _typ, exc, tb = res
-                del res
-                raise exc.with_traceback(tb)
+                try:
+                    await self.client.gather([fut])
+                finally:
+                    fut.release()  # the traceback must not keep the erred task alive
+                    del fut
             value, meta = res
             return value, self._completed(ticket, meta, self.barrier.max_staleness)
 

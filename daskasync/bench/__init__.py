@@ -13,7 +13,19 @@ executors, workers ordered by name; ``straggler_executor`` holds the executor wr
 (``python -m daskasync.bench.<name>``).
 """
 
-from .overhead import measure_overhead
-from .runner import run_benchmark
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __all__ = ["measure_overhead", "run_benchmark"]
+
+_HOMES = {"measure_overhead": ".overhead", "run_benchmark": ".runner"}
+
+
+def __getattr__(name: str) -> Any:
+    """Imported on first use, so that ``python -m daskasync.bench.overhead`` does not find
+    its module already imported by the package (runpy warns of that)."""
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 import daskasync as da
+from daskasync.bench.peers.sklearn import logistic_penalty
 
 
 def _sk(**kw):
@@ -24,7 +25,7 @@ def test_l1_support_and_coefficients_match_sklearn(client4, solver):
     X, y = da.make_epsilon_like(n=4000, d=30, seed=3)
     X = X * np.sqrt(30)
     C = 0.02
-    sk = _sk(solver="saga", l1_ratio=1.0, C=C, fit_intercept=False).fit(X, y)
+    sk = _sk(solver="saga", **logistic_penalty(1.0), C=C, fit_intercept=False).fit(X, y)
     ref = sk.coef_.ravel()
     data = da.PartitionedData.from_arrays(X, y, n_partitions=4, client=client4)
     res = da.minimize(data, solver=solver, penalty="l1", lam=1 / (C * len(y)),

@@ -149,10 +149,11 @@ def l1_support(client: Any, *, n: int = 20_000, d: int = 20_000, nnz: int = 60,
 
     from ..datasets import make_rcv1_like
     from ..estimators import LogisticRegression
+    from .peers.sklearn import logistic_penalty
 
     X, y = make_rcv1_like(n=n, d=d, density=nnz / d, seed=seed)
     t0 = time.perf_counter()
-    sk = SkLogistic(l1_ratio=1.0, solver="saga", C=C, tol=1e-12, max_iter=20_000)
+    sk = SkLogistic(**logistic_penalty(1.0), solver="saga", C=C, tol=1e-12, max_iter=20_000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk.fit(X, y)

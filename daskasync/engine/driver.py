@@ -533,10 +533,14 @@ class Engine:
     async def acancel_in_flight(self) -> None:
         """Cancel the tasks in flight (their results are never applied).
 
-        Only unfinished tasks are cancelled: the result of a finished one may be on its
-        way to the driver, and releasing a key under a pending fetch makes the scheduler
-        log an error; such results are awaited (at most ``DRAIN_TIMEOUT`` s) and dropped."""
+        Only unfinished tasks are cancelled: the result of a finished one may be being
+        fetched (by a round's gather), and releasing a key under a pending fetch makes the
+        scheduler log an error; finished results of asynchronous tasks are dropped and
+        their futures released (explicitly: a traceback being raised may still refer to
+        them until the garbage collector runs); the tracker is drained for at most
+        ``DRAIN_TIMEOUT`` s."""
         futs = list(self._tickets) + list(self._gathering)
+        dropped = [f for f in self._tickets if f.done()] + [f for f, _r in self._ready]
         for ticket in self._tickets.values():
             self.coordinator.cancel(ticket)
         self._tickets.clear()
@@ -550,6 +554,8 @@ class Engine:
         except asyncio.TimeoutError:
             pass
         self._ac.clear()
+        for f in dropped:
+            f.release()
 
     def cancel_in_flight(self) -> None:
         """Synchronous :meth:`acancel_in_flight`."""

@@ -32,7 +32,8 @@ scikit-learn ``SGDClassifier`` / ``SGDRegressor`` (``linear_model/_sgd_fast.pyx.
 scikit-learn ``LogisticRegression`` (``linear_model/_logistic.py``)
     ``C * sum(loss) + ||w||^2 / 2``: lbfgs uses ``l2_reg_strength = 1 / (C * n)`` on the mean
     loss, saga passes ``alpha = 1 / C`` to ``sag_solver`` which divides it by ``n``. Hence
-    ``C = 1 / (lam * n)``. (scikit-learn 1.9 deprecates ``penalty``; ``l1_ratio=0`` is L2.)
+    ``C = 1 / (lam * n)``; the penalty is spelled for the installed scikit-learn
+    (:func:`daskasync.bench.peers.sklearn.logistic_penalty`).
 scikit-learn ``Ridge(solver="saga")`` (squared loss)
     ``||y - Xw||^2 + alpha ||w||^2 = 2 n f``: ``alpha = n * lam``.
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,21 @@ import numpy as np
 
 from .common import PeerRun, RunContext, restart_trace
 
-__all__ = ["sklearn_runner"]
+__all__ = ["logistic_penalty", "sklearn_runner"]
+
+
+def logistic_penalty(l1_ratio: float) -> dict[str, Any]:
+    """Keyword arguments of scikit-learn's ``LogisticRegression`` for the elastic-net mix
+    ``l1_ratio`` (0: L2, 1: L1) in the installed scikit-learn: 1.8 deprecated ``penalty``
+    in favour of ``l1_ratio`` alone, while before 1.8 ``l1_ratio`` is read only with
+    ``penalty="elasticnet"`` (and ignored, leaving L2, otherwise)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if inspect.signature(LogisticRegression).parameters["penalty"].default == "deprecated":
+        return {"l1_ratio": l1_ratio}
+    if l1_ratio in (0.0, 1.0):
+        return {"penalty": "l1" if l1_ratio == 1.0 else "l2"}
+    return {"penalty": "elasticnet", "l1_ratio": l1_ratio}
 
 
 def sklearn_runner(solver: str) -> Callable[[RunContext], PeerRun]:
@@ -28,7 +43,7 @@ def sklearn_runner(solver: str) -> Callable[[RunContext], PeerRun]:
             info["C"] = C
 
             def make(k: int) -> Any:
-                return LogisticRegression(C=C, l1_ratio=0.0, solver=solver, tol=tol,
+                return LogisticRegression(C=C, **logistic_penalty(0.0), solver=solver, tol=tol,
                                           max_iter=k, fit_intercept=ctx.fit_intercept,
                                           random_state=ctx.seed)
         else:

@@ -348,14 +348,17 @@ class Engine:
             ticket, spec = self._untrack(fut)
             if ticket is None or spec is None:  # cancelled by us
                 continue
-            if gone(fut):
+            # a finished task's result lost with its worker, its inputs alive: Dask
+            # computes it again (the future comes back through the tracker)
+            recomputing = fut.status == "lost" and not self.launcher.damaged([spec])
+            if gone(fut) and not recomputing:
                 # a worker died with data this task needed: the same task runs again, and
                 # its ticket stays in flight (its result is applied once)
                 fut.release()
                 del fut, res
                 await self._relaunch(ticket, spec)
                 continue
-            if res is None and fut.status != "error":  # its result is being computed again
+            if res is None and fut.status != "error":  # being computed again
                 self._track(fut, ticket, spec)
                 continue
             if res is None:  # the task failed: raise its error (gather raises it at once)

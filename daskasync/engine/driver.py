@@ -348,26 +348,24 @@ class Engine:
             ticket, spec = self._untrack(fut)
             if ticket is None or spec is None:  # cancelled by us
                 continue
-            # a finished task's result lost with its worker, its inputs alive: Dask
-            # computes it again (the future comes back through the tracker)
-            recomputing = fut.status == "lost" and not self.launcher.damaged([spec])
-            if gone(fut) and not recomputing:
-                # a worker died with data this task needed: the same task runs again, and
-                # its ticket stays in flight (its result is applied once)
-                fut.release()
-                del fut, res
-                await self._relaunch(ticket, spec)
-                continue
-            if res is None and fut.status != "error":  # being computed again
-                self._track(fut, ticket, spec)
-                continue
-            if res is None:  # the task failed: raise its error (gather raises it at once)
-                self.coordinator.cancel(ticket)
-                try:
-                    await self.client.gather([fut])
-                finally:
-                    fut.release()  # the traceback must not keep the erred task alive
+            if res is None:
+                if fut.status == "error":  # raise the task's error (gather raises it at once)
+                    self.coordinator.cancel(ticket)
+                    try:
+                        await self.client.gather([fut])
+                    finally:
+                        fut.release()  # the traceback must not keep the erred task alive
+                        del fut
+                    continue  # not reached: gather raised the task's error
+                if fut.status == "cancelled" or self.launcher.damaged([spec]):
+                    # a worker died with data this task needed: the same task runs again,
+                    # and its ticket stays in flight (its result is applied once)
+                    fut.release()
                     del fut
+                    await self._relaunch(ticket, spec)
+                else:  # its result was lost with its worker, its inputs alive: Dask
+                    self._track(fut, ticket, spec)  # computes it again
+                continue
             value, meta = res
             return value, self._completed(ticket, meta, self.barrier.max_staleness)
 
@@ -543,7 +541,7 @@ class Engine:
         them until the garbage collector runs); the tracker is drained for at most
         ``DRAIN_TIMEOUT`` s."""
         futs = list(self._tickets) + list(self._gathering)
-        dropped = [f for f in self._tickets if f.done()] + [f for f, _r in self._ready]
+        dropped = [f for f in self._tickets if f.done()]  # the ready ones among them
         for ticket in self._tickets.values():
             self.coordinator.cancel(ticket)
         self._tickets.clear()

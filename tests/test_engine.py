@@ -301,6 +301,25 @@ def test_barrier_that_never_selects_is_a_clear_error(client, small_data):
     assert_no_tasks(client)
 
 
+def _which(block, w, *, partition, task_index, seed):
+    return partition, task_index
+
+
+def test_tasks_cancelled_with_a_lost_block_in_their_message_all_run_again(client, small_data):
+    """The scheduler cancels a whole message of tasks when one needs a lost key: every task
+    of it runs again, whichever is repaired first (the others' inputs are intact)."""
+    eng = da.Engine(small_data, name="test")
+    eng.publish(np.zeros(5))
+    client.cancel(small_data.parts[0])  # as if its only holder had died
+    eng.submit(_which, [0, 1, 2])  # one message: all three are cancelled
+    got = sorted(eng.collect_all()[0] for _ in range(3))
+    assert got == [(0, 0), (1, 0), (2, 0)]
+    assert small_data.lost() == []
+    rec = eng.recovery.counts()
+    assert rec["tasks"] == 3 and rec["blocks_lost"] == rec["blocks"] == 1
+    eng.close()
+
+
 class FailingLoss(da.LogisticLoss):
     def derivative(self, z, y):
         raise ZeroDivisionError("user loss failed")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dask
@@ -43,6 +43,9 @@ class TaskSpec:
     delay: tuple[Straggler | None, float] = (None, 0.0)
     priority: int = 0
     part: Any = None  #: the block's future the task was launched with
+    #: the specs launched in the same message (this one included): the scheduler cancels
+    #: a whole message when one of its tasks needs a lost key
+    siblings: tuple[TaskSpec, ...] = field(default=(), repr=False)
 
 
 class Launcher:
@@ -85,8 +88,10 @@ class Launcher:
         if not specs:
             return []
         first = specs[0]
+        group = tuple(specs)
         for s in specs:
             s.part = self.parts[s.partition]
+            s.siblings = group
         with dask.annotate(**self.annotations) if self.annotations else nullcontext():
             return self.client.map(
                 run_task,

@@ -58,14 +58,19 @@ class Recovery:
         self._data_base = {k: getattr(data, k, 0)
                            for k in ("n_lost", "n_recovered", "n_promoted")}
         self._next_watch = 0.0
+        #: messages of tasks repaired so far (their other tasks were cancelled with them)
+        self._repaired_groups: set[tuple[TaskSpec, ...]] = set()
         self._spreading: asyncio.Task | None = None
 
     async def arepair(self, specs: Sequence[TaskSpec]) -> None:
         """Tasks of ``specs`` were cancelled by the cluster: re-create the blocks and model
         versions they need, and point the specs at the new copies."""
+        # the scheduler cancels every task of a message when one of them needs a lost key,
+        # so a task may be cancelled for a sibling's loss, repaired before it or after it
+        groups = {s.siblings for s in specs if s.siblings}
         # the scheduler's notice about the lost block can trail the task's cancellation
         for _ in range(40):
-            if self.launcher.damaged(specs) or self.data.lost():
+            if self._explained(specs, groups):
                 break
             await asyncio.sleep(0.05)
         else:
@@ -73,6 +78,7 @@ class Recovery:
                 "task(s) of partition(s) "
                 f"{sorted({s.partition for s in specs})} were cancelled outside daskasync"
             )
+        self._repaired_groups |= groups
         self.n_repairs += 1
         if self.n_repairs > self.max_recoveries:
             raise RuntimeError(
@@ -85,6 +91,14 @@ class Recovery:
             if gone(s.ref):
                 s.ref = await self._version(s.version)
         self.n_relaunched += len(specs)
+
+    def _explained(self, specs: Sequence[TaskSpec], groups: set[tuple[TaskSpec, ...]]) -> bool:
+        """Whether a worker loss explains the cancellation of ``specs``: a block or model
+        version they or a task launched with them needed is gone, or a block has no copy
+        left, or a task launched with them was repaired already."""
+        siblings = [t for g in groups for t in g]
+        return (self.launcher.damaged([*specs, *siblings]) or bool(self.data.lost())
+                or not groups.isdisjoint(self._repaired_groups))
 
     async def _version(self, version: int) -> Any:
         """A live copy of scattered model ``version``: the one placed again by an earlier

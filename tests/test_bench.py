@@ -133,9 +133,10 @@ def test_a_small_benchmark_end_to_end(client, tmp_path):
         assert set(r["time_to_target_s"]) == {"0.1", "0.001"}
         t = np.array(r["trace"])[:, 0]
         assert np.all(np.diff(t) >= 0), name
-        # every worker-straggler run held worker 0's threads for about as long as its tasks
+        # every distributed run held worker 0's threads for about as long as its tasks
+        # (scikit-learn fits in this process: only its objective passes use the workers)
         inj = r["injected_delay"]
-        assert sum(v["delay_s"] for v in inj.values()) > 0, name
+        assert name.startswith("sklearn-") or sum(v["delay_s"] for v in inj.values()) > 0, name
     # the lbfgs peers solve this small problem to the tightest target within the budget
     assert saved["solvers"]["dask-glm-lbfgs"]["time_to_target_s"]["0.001"] is not None
     assert saved["solvers"]["asgd"]["mean_staleness"] > 0

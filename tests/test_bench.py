@@ -12,6 +12,7 @@ from daskasync.bench.metrics import time_to_target
 from daskasync.bench.report import markdown_table
 from daskasync.bench.runner import run_benchmark
 from daskasync.bench.runs import calibrate_task_time
+from daskasync.bench.sparse import epoch_costs, table
 from daskasync.bench.specs import parse_solver, straggler_model
 from daskasync.cli import main
 from daskasync.data import PartitionedData
@@ -354,3 +355,19 @@ def test_overhead_reports_the_like_for_like_loop(client):
     assert len(o["samples"]["like_for_like"]) == 1 and o["like_for_like_per_s"] > 0
     with pytest.raises(ValueError, match="^repeats: must be an int >= 1, got 0$"):
         measure_overhead(client, repeats=0)
+
+
+def test_sparse_epochs_report_where_a_task_spends_its_time(client):
+    rows = epoch_costs(client, ds=(2_000, 20_000), n=4_000, nnz=20, partitions=4, epochs=2)
+    assert [r["d"] for r in rows] == [2_000, 20_000]
+    for r in rows:
+        assert r["sklearn_saga"]["epoch_s"] > 0
+        for solver in ("saga", "asaga"):
+            got = r[solver]
+            assert got["epoch_s"] > 0 and got["ratio_to_sklearn"] > 0
+            # the grad tasks after the first epoch: 4 partitions x 2 epochs at least
+            assert got["tasks_timed"] >= 8, got
+            assert got["task_compute_s"] > 0 and got["task_transfer_s"] >= 0
+    assert rows[0]["saga"]["ratio_to_smallest_d"] == 1.0
+    text = table(rows)
+    assert text.count("\n") == 4 and "saga task: run / fetch" in text

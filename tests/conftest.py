@@ -200,3 +200,10 @@ def client_log():
     yield handler
     for log in loggers:
         log.removeHandler(handler)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``slow`` first (stable order otherwise): with two test processes
+    (pytest-xdist), the suite ends when its last long test does, so the long ones start
+    first, dealt to both processes, and the short ones fill in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -361,10 +361,12 @@ def test_sparse_epochs_report_where_a_task_spends_its_time(client):
     rows = epoch_costs(client, ds=(2_000, 20_000), n=4_000, nnz=20, partitions=4, epochs=2)
     assert [r["d"] for r in rows] == [2_000, 20_000]
     for r in rows:
-        assert r["sklearn_saga"]["epoch_s"] > 0
+        # scikit-learn's epoch is a difference of two fits' times: on data this small, of
+        # about a millisecond each, its sign is noise
+        assert np.isfinite(r["sklearn_saga"]["epoch_s"])
         for solver in ("saga", "asaga"):
             got = r[solver]
-            assert got["epoch_s"] > 0 and got["ratio_to_sklearn"] > 0
+            assert got["epoch_s"] > 0 and np.isfinite(got["ratio_to_sklearn"])
             # the grad tasks after the first epoch: 4 partitions x 2 epochs at least
             assert got["tasks_timed"] >= 8, got
             assert got["task_compute_s"] > 0 and got["task_transfer_s"] >= 0

@@ -46,8 +46,8 @@ def _daskasync_epoch(data: PartitionedData, solver: str, epochs: int) -> dict[st
     stream: running the task, and fetching its inputs, i.e. the model version)."""
     P = data.n_partitions
     client = data.client
-    client.get_task_stream()  # starts recording on the scheduler
     t0 = time.time()
+    client.get_task_stream(start=t0)  # starts recording on the scheduler (returns nothing)
     res = minimize(data, solver=solver, batch_fraction=1.0, max_epochs=float(epochs + 1),
                    record_every=1 if solver == "saga" else P, record_objective=False)
     stream = client.get_task_stream(start=t0)

@@ -13,6 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from daskasync.kernels_saga import saga_sequential_kernel
+from daskasync.kernels_saga_apply import DenseSagaChange, SagaChange, saga_change
 from daskasync.kernels_saga_lazy import LazySagaResult, _segments, expand_saga_result
 from daskasync.tasks import sample_rows
 
@@ -68,6 +69,28 @@ def _assert_expands_exactly(dense, compact, theta, mean, *, fit_intercept, lam2,
     np.testing.assert_array_equal(compact.new, dense[2])
     assert compact.new.shape == dense[2].shape
     assert compact.count == dense[3]
+    _assert_adds_exactly(dense, compact, theta, mean, fit_intercept=fit_intercept, lam2=lam2,
+                         lam1=lam1)
+
+
+def _assert_adds_exactly(dense, compact, theta, mean, *, fit_intercept, lam2, lam1):
+    """Adding the change from the compact result, without expanding it, gives the bits of
+    adding the dense arrays (what the solvers did with the expansion)."""
+    kw = dict(step=STEP, lam2=lam2, lam1=lam1, fit_intercept=fit_intercept)
+    change = saga_change(compact, theta, mean, **kw)
+    assert isinstance(change, SagaChange)
+    assert isinstance(saga_change(dense, theta, mean, **kw), DenseSagaChange)
+    rng = np.random.default_rng(7)
+    start = rng.standard_normal(np.shape(theta))
+    for weight in (1.0, 0.37):
+        for add, arr in ((change.add_model, dense[0]), (change.add_smooth, dense[4])):
+            got = start.copy()
+            add(got, weight)
+            np.testing.assert_array_equal(got, np.add(start, weight * arr), err_msg=add.__name__)
+    got = start.copy()
+    change.add_mean(got)
+    np.testing.assert_array_equal(got, start + dense[1])
+    assert change.count == dense[3] and change.new is compact.new
 
 
 def _case(loss, penalty, fit_intercept, shape, *, big_mean=False, resets=False):

@@ -9,7 +9,7 @@ the rows it samples (:meth:`GradientHistory.scalars`), and its result updates th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -55,12 +55,17 @@ class GradientHistory:
         return self.alpha[self.offsets[partition] + rows]
 
     def update(
-        self, partition: int, rows: np.ndarray, new: np.ndarray, mean_delta: np.ndarray
+        self, partition: int, rows: np.ndarray, new: np.ndarray,
+        mean_delta: np.ndarray | Callable[[np.ndarray], None],
     ) -> None:
         """Store ``new`` scalars for ``rows`` and add ``mean_delta`` (the task's
-        ``sum (new - old) [x_i, 1] / n``) to the average."""
+        ``sum (new - old) [x_i, 1] / n``) to the average; a callable ``mean_delta`` adds it
+        itself, in place (e.g. on the columns it changed only)."""
         self.alpha[self.offsets[partition] + rows] = new
-        self.mean += mean_delta
+        if callable(mean_delta):
+            mean_delta(self.mean)
+        else:
+            self.mean += mean_delta
         self.n_updates += 1
 
     def copy(self) -> GradientHistory:

@@ -112,8 +112,7 @@ class ASAGA(Solver):
         problem, P = ctx.problem, ctx.engine.n_partitions
         base, step0 = self.options.weight(P), ctx.schedule(0)
 
-        def apply(value: Any, attrs: Any) -> tuple[int, float]:
-            d_theta, d_mean, new, count, smooth = value
+        def apply(change: Any, attrs: Any) -> tuple[int, float]:
             weight = base
             if ctx.staleness_aware:
                 weight = min(1.0, weight * P / (1.0 + attrs.staleness))
@@ -121,11 +120,11 @@ class ASAGA(Solver):
                 # a result computed on a stale model: add its smooth movement and apply the
                 # prox here, with the step it accumulated (exact zeros; the optimum is a
                 # fixed point for any step)
-                np.add(theta, weight * smooth, out=theta)
-                problem.prox(theta, weight * count * step0)
+                change.add_smooth(theta, weight)
+                problem.prox(theta, weight * change.count * step0)
             else:
-                np.add(theta, weight * d_theta, out=theta)
-            tasks.store(attrs.partition, attrs.task_index, new, d_mean)
-            return count, step0 * weight
+                change.add_model(theta, weight)
+            tasks.store_change(attrs.partition, attrs.task_index, change)
+            return change.count, step0 * weight
 
         return apply

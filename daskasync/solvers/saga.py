@@ -86,23 +86,27 @@ class SAGA(Solver):
                     tasks.store(a.partition, a.task_index, v[1], v[0] / problem.n)
             else:
                 step = step0
-                delta, count = sum_results(values, 0, 3)
-                for a, (_d, d_mean, new, _c, _s) in zip(attrs, values, strict=True):
-                    tasks.store(a.partition, a.task_index, new, d_mean)
-                if problem.penalty.has_prox:
-                    _combine_prox(theta, values, weight, step0, problem)
-                else:
-                    theta += weight * delta
+                count = _apply_changes(theta, attrs, values, tasks, weight, step0, problem)
             if apply_update(engine, monitor, theta, count, step, model=tasks.model(theta)):
                 return theta
 
 
-def _combine_prox(theta: np.ndarray, values: list, weight: float, step: float,
-                  problem: Problem) -> None:
-    """With an L1 part: the passes' smooth movements weighted ``weight``, then one prox
-    with the threshold they accumulated (``weight`` times their steps), so the model stays
-    exactly sparse; the optimum is a fixed point, as for each pass (its optimality
-    condition holds for any step)."""
-    smooth, count = sum_results(values, 4, 3)
-    theta += weight * smooth
-    problem.prox(theta, weight * count * step)
+def _apply_changes(theta: np.ndarray, attrs: list, changes: list, tasks: SagaTasks,
+                   weight: float, step: float, problem: Problem) -> int:
+    """A sequential round: store every pass's scalars and ``alpha_bar`` change, then add
+    ``weight`` times the sum of their model changes (in partition order). With an L1 part,
+    the sum of their smooth movements instead, then one prox with the threshold they
+    accumulated (``weight`` times their steps), so the model stays exactly sparse; the
+    optimum is a fixed point, as for each pass (its optimality condition holds for any
+    step). Returns the rows the round sampled."""
+    for a, change in zip(attrs, changes, strict=True):
+        tasks.store_change(a.partition, a.task_index, change)
+    total = np.zeros_like(theta)
+    prox = problem.penalty.has_prox
+    for change in changes:
+        (change.add_smooth if prox else change.add_model)(total)
+    count = sum(change.count for change in changes)
+    theta += weight * total
+    if prox:
+        problem.prox(theta, weight * count * step)
+    return count

@@ -18,7 +18,7 @@ import numpy as np
 from ..constraints import Interval, Options, check
 from ..engine.history import GradientHistory
 from ..kernels_saga import saga_batch_kernel, saga_sequential_kernel, sequential_loss_code
-from ..kernels_saga_lazy import LazySagaResult, expand_saga_result
+from ..kernels_saga_apply import DenseSagaChange, SagaChange, saga_change
 from ..problem import Problem, RowStats, lipschitz_constant
 from ..tasks import sample_rows
 
@@ -75,8 +75,8 @@ class SagaTasks:
     In the sequential form the model version a task reads is ``(theta, alpha_bar)``
     stacked (:meth:`model`: both travel once per version, not ``alpha_bar`` once per
     task), and a task on sparse rows returns a result whose size follows their nonzeros
-    (:class:`~daskasync.kernels_saga_lazy.LazySagaResult`), which :meth:`decode` expands
-    with the version it read."""
+    (:class:`~daskasync.kernels_saga_lazy.LazySagaResult`), which :meth:`decode` reads
+    with the version it was shipped, without expanding it to ``d`` columns."""
 
     def __init__(self, engine: Any, problem: Problem, history: GradientHistory,
                  fraction: float, inner: str, step: float) -> None:
@@ -110,18 +110,17 @@ class SagaTasks:
             return np.stack([theta, self.history.mean])
         return theta
 
-    def decode(self, value: Any, version: int) -> tuple:
-        """A sequential task's dense ``(model change, alpha_bar change, new scalars, |B|,
-        smooth movement)``, its compact form expanded with the version it read."""
-        if not isinstance(value, LazySagaResult):
+    def decode(self, value: Any, version: int) -> Any:
+        """A task's value as its solver applies it: in the sequential form a
+        :class:`~daskasync.kernels_saga_apply.SagaChange` (a compact result, read with the
+        version it was shipped) or :class:`~daskasync.kernels_saga_apply.DenseSagaChange`;
+        in the batch form the value itself."""
+        if self.inner != "sequential":
             return value
         shipped = self.engine.broadcaster.shipped(version)
         b = self.base
-        d_theta, d_mean, smooth = expand_saga_result(
-            value, shipped[0], shipped[1], step=b["step"], lam2=b["lam2"], lam1=b["lam1"],
-            fit_intercept=b["fit_intercept"],
-        )
-        return d_theta, d_mean, value.new, value.count, smooth
+        return saga_change(value, shipped[0], shipped[1], step=b["step"], lam2=b["lam2"],
+                           lam1=b["lam1"], fit_intercept=b["fit_intercept"])
 
     def args(self, partition: int, task_index: int) -> dict:
         rows = sample_rows(
@@ -133,6 +132,12 @@ class SagaTasks:
     def store(self, partition: int, task_index: int, new: np.ndarray, mean_delta) -> None:
         rows = self._rows.pop((partition, task_index))
         self.history.update(partition, rows, new, mean_delta)
+
+    def store_change(self, partition: int, task_index: int,
+                     change: SagaChange | DenseSagaChange) -> None:
+        """Store a sequential task's new scalars and add its ``alpha_bar`` change."""
+        rows = self._rows.pop((partition, task_index))
+        self.history.update(partition, rows, change.new, change.add_mean)
 
     def forget(self, partition: int, task_index: int) -> None:
         self._rows.pop((partition, task_index), None)

@@ -1,0 +1,173 @@
+"""A sequential SAGA task's change, added to the driver's arrays without its dense form.
+
+A compact result (:class:`~daskasync.kernels_saga_lazy.LazySagaResult`) holds the columns
+its rows touched; every other column only drifted along the task's step schedule, from the
+model and ``alpha_bar`` the task was shipped. :func:`~daskasync.kernels_saga_lazy.expand_saga_result`
+rebuilds three dense arrays from it (model change, ``alpha_bar`` change, smooth movement),
+which the driver then adds to its own: at ``d = 10^6`` that is three 8 MB allocations and
+five passes over ``d`` per result. :class:`SagaChange` adds ``weight`` times the change
+straight into the target in one pass over the untouched columns (through the same
+per-coordinate replay, so the sums are those of the dense form to the last bit) and touches
+``alpha_bar`` on the touched columns only, where it changed.
+:class:`DenseSagaChange` gives a dense result (dense rows, the eager kernel) the same
+interface, so a solver applies both alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from .kernels_saga_lazy import LazySagaResult, _drift, _segments
+
+__all__ = ["DenseSagaChange", "SagaChange", "saga_change"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_change(W0, M0, d, cols, touched, plain, cum, scale, starts, ends, cs,  # noqa: PLR0913
+                step, lam1, smooth, weight, out):
+    """``out[k, j] += weight * change`` for the columns ``j < d``: the model change, or the
+    smooth movement when ``smooth``. A column in ``cols`` (sorted) takes the change the
+    result gives for it, ``touched[k, q]`` minus the start when ``plain`` (the model's final
+    value, not a movement); any other column only drifted along the schedule (the replay of
+    :func:`~daskasync.kernels_saga_lazy._expand_untouched`)."""
+    prox = lam1 > 0.0
+    n_cols = cols.shape[0]
+    for k in range(W0.shape[0]):
+        q_col = 0
+        for j in range(d):
+            w0 = W0[k, j]
+            if q_col < n_cols and cols[q_col] == j:
+                if not plain:
+                    out[k, j] += weight * touched[k, q_col]
+                elif smooth:
+                    out[k, j] += weight * (0.0 + ((touched[k, q_col] - w0) + 0.0))
+                else:
+                    out[k, j] += weight * (touched[k, q_col] - w0)
+                q_col += 1
+                continue
+            m = M0[k, j]
+            v = w0
+            r = 0.0
+            for q in range(starts.shape[0]):
+                if starts[q] < ends[q]:
+                    v, rem = _drift(v, m, starts[q], ends[q], cum, scale, step, lam1)
+                    if prox:
+                        r += rem
+                v *= cs[q]
+            if smooth:
+                out[k, j] += weight * (0.0 + (v - w0 + (r if prox else 0.0)))
+            else:
+                out[k, j] += weight * (v - w0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_at(out, cols, values):
+    """``out[:, cols] += values`` (``cols`` distinct), without numpy's fancy-index copies."""
+    for k in range(out.shape[0]):
+        for q in range(cols.shape[0]):
+            out[k, cols[q]] += values[k, q]
+
+
+def _rows(a: np.ndarray, K: int) -> np.ndarray:
+    """``a`` as a ``(K, dim)`` view (no copy: the caller's array is written)."""
+    view = a.reshape(K, -1)
+    if not np.shares_memory(view, a):
+        raise ValueError("out: must be a contiguous array shaped like the model")
+    return view
+
+
+class SagaChange:
+    """The change of one sequential SAGA task from its compact result.
+
+    Parameters
+    ----------
+    result : LazySagaResult
+        The task's value.
+    W0, M0 : ndarray
+        The model and ``alpha_bar`` the task was shipped (theta's shape). They are read
+        when a change is added, not copied: they must not change until then (the
+        broadcaster's versions do not).
+    step, lam2, lam1 : float
+        The task's step and L2 and L1 strengths (``step * lam2 < 1``).
+    fit_intercept : bool
+        Whether the model's last column is an intercept.
+
+    Notes
+    -----
+    ``add_model(out, w)`` leaves ``out`` equal, bit for bit, to ``out + w * d_theta`` with
+    ``d_theta`` from :func:`~daskasync.kernels_saga_lazy.expand_saga_result` (likewise
+    ``add_smooth`` and ``add_mean``), at the cost of one pass over the columns.
+    """
+
+    def __init__(self, result: LazySagaResult, W0: np.ndarray, M0: np.ndarray, *,
+                 step: float, lam2: float, lam1: float, fit_intercept: bool) -> None:
+        K, d = result.model.shape[0], result.d
+        self.shape = np.shape(W0)
+        self.W0 = np.ascontiguousarray(W0, dtype=np.float64).reshape(K, -1)
+        self.M0 = np.ascontiguousarray(M0, dtype=np.float64).reshape(K, -1)
+        if (result.intercept is not None) != bool(fit_intercept):
+            raise ValueError(f"fit_intercept={fit_intercept!r} does not match the result")
+        if self.W0.shape != (K, d + bool(fit_intercept)) or self.M0.shape != self.W0.shape:
+            raise ValueError(f"W0 {np.shape(W0)} / M0 {np.shape(M0)} do not fit K={K}, d={d}")
+        if (result.smooth is not None) != (lam1 > 0.0) or not step * lam2 < 1.0:
+            raise ValueError(f"lam1={lam1!r}, step * lam2={step * lam2!r} do not match the "
+                             "result")
+        self.result = result
+        self.K, self.d = K, d
+        self.step, self.lam2, self.lam1 = float(step), float(lam2), float(lam1)
+        self.new = result.new
+        self.count = int(result.count)
+
+    def _add(self, out: np.ndarray, weight: float, smooth: bool) -> None:
+        res, view = self.result, _rows(out, self.K)
+        schedule = _segments(self.count, self.step, self.lam2)
+        given = smooth and res.smooth is not None  # the result's own smooth movement
+        _add_change(self.W0, self.M0, self.d, res.indices, res.smooth if given else res.model,
+                    not given, *schedule, self.step, self.lam1, smooth, float(weight), view)
+        if res.intercept is not None:
+            view[:, self.d] += weight * res.intercept[2 if smooth else 0]
+
+    def add_model(self, out: np.ndarray, weight: float = 1.0) -> None:
+        """``out += weight * (model change)``, in place."""
+        self._add(out, weight, False)
+
+    def add_smooth(self, out: np.ndarray, weight: float = 1.0) -> None:
+        """``out += weight * (smooth movement)`` (the model change before the prox)."""
+        self._add(out, weight, True)
+
+    def add_mean(self, mean: np.ndarray) -> None:
+        """``mean += (alpha_bar change)``: on the touched columns (and the intercept) only."""
+        res, view = self.result, _rows(mean, self.K)
+        _add_at(view, res.indices, res.mean_delta)
+        if res.intercept is not None:
+            view[:, self.d] += res.intercept[1]
+
+
+class DenseSagaChange:
+    """:class:`SagaChange`'s interface over the dense result ``(model change, alpha_bar
+    change, new scalars, |B|, smooth movement)``."""
+
+    def __init__(self, value: tuple) -> None:
+        self.d_theta, self.d_mean, self.new, self.count, self.smooth = value
+
+    def add_model(self, out: np.ndarray, weight: float = 1.0) -> None:
+        np.add(out, weight * self.d_theta, out=out)
+
+    def add_smooth(self, out: np.ndarray, weight: float = 1.0) -> None:
+        np.add(out, weight * self.smooth, out=out)
+
+    def add_mean(self, mean: np.ndarray) -> None:
+        mean += self.d_mean
+
+
+def saga_change(value: Any, W0: np.ndarray, M0: np.ndarray, *, step: float, lam2: float,
+                lam1: float, fit_intercept: bool) -> SagaChange | DenseSagaChange:
+    """The change of a sequential SAGA task's value (compact or dense), relative to the
+    model ``W0`` and ``alpha_bar`` ``M0`` it was shipped."""
+    if isinstance(value, LazySagaResult):
+        return SagaChange(value, W0, M0, step=step, lam2=lam2, lam1=lam1,
+                          fit_intercept=fit_intercept)
+    return DenseSagaChange(value)

@@ -24,13 +24,16 @@ async def scatter_retrying(
     *,
     keys: Sequence[str] | None = None,
     workers: Sequence[str] | None = None,
+    broadcast: bool = False,
     attempts: int = 5,
 ) -> list[Future]:
     """``client.scatter(data, hash=False)`` from the client's event loop, retried when the
     chosen worker dies during the transfer: later attempts let the scheduler pick among
     the live workers. ``keys`` names the futures (a suffix ``-a<k>`` marks a retry)."""
     for attempt in range(attempts):
-        where = {} if workers is None else {"workers": list(workers)}
+        where: dict[str, Any] = {} if workers is None else {"workers": list(workers)}
+        if broadcast and workers is not None and len(workers) > 1:
+            where["broadcast"] = True
         try:
             if keys is None:
                 return list(await client.scatter(list(data), hash=False, **where))

@@ -21,15 +21,20 @@ __all__ = ["cluster_client", "subprocess_client"]
 def cluster_client(
     scheduler: str | None, workers: int, threads: int, *, timeout: str = "20s",
     security: object | None = None, dashboard_address: str | None = None,
+    direct: bool = False,
 ) -> Iterator[object]:
     """A client on ``scheduler``, or on a LocalCluster of ``workers`` processes that this
     context starts and closes, serving its dashboard on ``dashboard_address`` (``":8787"``;
-    default none). An unreachable address raises ``ValueError`` naming it."""
+    default none). An unreachable address raises ``ValueError`` naming it. ``direct``: the
+    client sends and fetches data to and from the workers itself (distributed's
+    ``direct_to_workers``), not through the scheduler: one hop less for every model
+    version and result, where the workers are reachable from the driver."""
     from distributed import Client, LocalCluster
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout=timeout, security=security)
+            client = Client(scheduler, timeout=timeout, security=security,
+                            direct_to_workers=direct)
         except OSError as err:
             raise ValueError(
                 f"scheduler: cannot connect to {scheduler!r} within {timeout} ({err}); is "
@@ -44,7 +49,7 @@ def cluster_client(
         processes=True,
         dashboard_address=dashboard_address,
         host="127.0.0.1",
-    ) as cluster, Client(cluster) as client:
+    ) as cluster, Client(cluster, direct_to_workers=direct) as client:
         yield client
 
 

@@ -167,6 +167,38 @@ def _graph_updates(client) -> int:
     )
 
 
+def _where(block, w, *, partition, **_):
+    from distributed import get_worker
+
+    return partition, get_worker().address
+
+
+def test_scattered_versions_go_to_the_workers_holding_their_tasks_blocks(client):
+    """A version too large to travel inline is scattered to the workers that hold the
+    blocks of the tasks it is for, so each task runs next to its block: a large model would
+    otherwise draw every task to the one worker holding it, and the blocks after them."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3))
+    data = da.PartitionedData.from_arrays(X, np.sign(X[:, 0]), n_partitions=4, client=client)
+    homes = {p: locs[0] for p, locs in data.locations().items()}
+    assert len(set(homes.values())) == 2  # both workers hold blocks
+    eng = da.Engine(data, name="test")
+    big = np.zeros(400_000)  # 3.2 MB: above the 1 MB inline limit
+    for _ in range(3):  # synchronous rounds: one version for every partition
+        eng.publish(big)
+        values, _attrs = eng.round(_where)
+        assert dict(values) == homes  # (the memory manager may trim the copies by now)
+    for p in range(4):  # one task per version: the version goes to its block's worker
+        eng.publish(big)
+        eng.submit(_where, [p])
+        (part, worker), _attrs = eng.collect_all()
+        assert (part, worker) == (p, homes[p])
+        who = client.who_has([eng.broadcaster._futures[eng.version]])
+        assert list(next(iter(who.values()))) == [homes[p]]
+    eng.close()
+    data.release()
+
+
 def test_work_for_several_partitions_reaches_the_scheduler_in_one_message(client, small_data):
     client.register_plugin(_GraphUpdates())
     eng = da.Engine(small_data, transport="scatter", name="test")

@@ -18,7 +18,7 @@ window through :meth:`Broadcaster.ref`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -165,7 +165,8 @@ class Broadcaster:
             return self._buf[version % self.window].copy()  # type: ignore[index]
         return None
 
-    async def _ref(self, version: int = -1, uses: int = 1) -> Any:
+    async def _ref(self, version: int = -1, uses: int = 1,
+                   workers: Sequence[str] | None = None) -> Any:
         version = self._check(version)
         fut = self._futures.get(version)
         if fut is not None:
@@ -173,7 +174,7 @@ class Broadcaster:
         arr = self._inline(version, uses)
         if arr is not None:
             return arr
-        return await self._scatter(version)
+        return await self._scatter(version, workers=workers)
 
     def ref(self, version: int = -1, uses: int = 1) -> Any:
         """What to pass to the task(s) that compute on ``version``: the array itself
@@ -183,14 +184,16 @@ class Broadcaster:
         version that several tasks share)."""
         return self.client.sync(self._ref, version, uses)
 
-    async def _scatter(self, version: int = -1, suffix: str = "") -> Any:
+    async def _scatter(self, version: int = -1, suffix: str = "",
+                       workers: Sequence[str] | None = None) -> Any:
         version = self._check(version)
         fut = self._futures.get(version)
         if fut is None:
             if self.client is None:
                 raise RuntimeError("Broadcaster has no client to scatter with")
             data = self._buf[version % self.window].copy()  # type: ignore[index]
-            (fut,) = await scatter_retrying(self.client, [data], keys=[self.key(version) + suffix])
+            (fut,) = await scatter_retrying(self.client, [data], keys=[self.key(version) + suffix],
+                                            workers=workers or None, broadcast=True)
             self._futures[version] = fut
             self.n_scattered += 1
         return fut

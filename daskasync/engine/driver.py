@@ -252,7 +252,9 @@ class Engine:
     ) -> tuple[list[Ticket], list[TaskSpec]]:
         """A ticket and a launchable spec per partition, all on model ``version``."""
         version = self.broadcaster._check(version)
-        ref = await self.broadcaster._ref(version, uses=len(partitions))
+        homes = self.coordinator.homes or []
+        where = sorted({homes[p] for p in partitions if homes[p] is not None})
+        ref = await self.broadcaster._ref(version, uses=len(partitions), workers=where)
         delay = self._task_delay_args()
         tickets, specs = [], []
         for p in partitions:

@@ -11,8 +11,8 @@ those rows:
   ``sum (new - old) x / n``) and the new scalars. Per-sample steps of ``1 / (3 L_max)`` make
   one task worth hundreds of mini-batch steps, which is what ill-conditioned problems need.
   On sparse ``X`` it can instead return a result sized by the nonzeros of its sampled rows
-  (``sparse_result=True``), which the driver expands with
-  :func:`daskasync.kernels_saga_lazy.expand_saga_result`.
+  (``sparse_result=True``), which the driver adds to its model and ``alpha_bar`` with
+  :class:`daskasync.kernels_saga_apply.SagaChange`.
 """
 
 from __future__ import annotations
@@ -177,8 +177,9 @@ def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
     sparse_result : bool
         Return a :class:`~daskasync.kernels_saga_lazy.LazySagaResult` (size ``O(nnz)`` of the
         sampled rows, nothing of size ``d``) whenever the just-in-time kernel runs; the
-        driver rebuilds the dense arrays with
-        :func:`~daskasync.kernels_saga_lazy.expand_saga_result`, equal to the dense form's.
+        driver adds it with :class:`~daskasync.kernels_saga_apply.SagaChange` (or rebuilds
+        the dense arrays with :func:`~daskasync.kernels_saga_lazy.expand_saga_result`),
+        equal to the dense form's.
         Other tasks (dense ``X``, the eager fallback) return the dense form.
     loss_code, fraction, fit_intercept, step, lam2, lam1, n, partition, task_index, seed
         Loss (:func:`sequential_loss_code`), sampled fraction, intercept, step, L2 and L1

@@ -15,6 +15,7 @@ the compact result's columns, scale schedule and resets are the ones
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -31,25 +32,26 @@ def fast_applies(X, K: int, lam1: float, step: float, lam2: float) -> bool:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _flush_all(V, M, last, T, c, cum):
+def _flush_all(VM, last, T, c, cum):
     """Every coordinate brought up to step ``T``, the scale folded into ``V``."""
     cT = cum[T]
-    for j in range(V.shape[0]):
+    for j in range(VM.shape[0]):
         if last[j] < T:
-            V[j] -= M[j] * (cT - cum[last[j]])
+            VM[j, 0] -= VM[j, 1] * (cT - cum[last[j]])
         last[j] = T
-        V[j] *= c
+        VM[j, 0] *= c
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _pass(data, indices, indptr, y, rows, order, V, M, head, old, step, lam2, inv_n,
+def _pass(data, indices, indptr, y, rows, order, VM, last, head, old, step, lam2, inv_n,
           logistic, intercept, seen):
-    """The pass (see the module description); ``head`` is ``[b, mb, sb]``: the intercept,
-    its ``alpha_bar`` and its smooth movement, updated in place. Returns ``(new, c, cum,
-    last)`` after the last step, coordinates not flushed."""
+    """The pass (see the module description) on ``VM[:, 0] = V`` and ``VM[:, 1] = M``
+    (interleaved: a row's coordinate is one cache line, not two), ``last`` zero and
+    ``seen`` false on entry; ``head`` is ``[b, mb, sb]``: the intercept, its ``alpha_bar``
+    and its smooth movement, updated in place. Returns ``(new, c, cum)`` after the last
+    step, coordinates not flushed."""
     B = rows.shape[0]
     new = np.empty(B)
-    last = np.zeros(V.shape[0], dtype=np.int32)
     cum = np.zeros(B + 1)
     a = 1.0 - step * lam2
     c = 1.0
@@ -62,10 +64,10 @@ def _pass(data, indices, indptr, y, rows, order, V, M, head, old, step, lam2, in
         z = 0.0
         for p in range(p0, p1):  # bring the row's coordinates up to date, margin
             j = indices[p]
-            v = V[j]
+            v = VM[j, 0]
             if last[j] < t:
-                v = v - M[j] * (ct - cum[last[j]])
-                V[j] = v
+                v = v - VM[j, 1] * (ct - cum[last[j]])
+                VM[j, 0] = v
                 last[j] = t
             z += data[p] * v
             seen[j] = True
@@ -86,29 +88,65 @@ def _pass(data, indices, indptr, y, rows, order, V, M, head, old, step, lam2, in
         for p in range(p0, p1):
             j = indices[p]
             x = data[p]
-            v = V[j] - M[j] * g
-            V[j] = v - gs * x
-            M[j] += s * x * inv_n
+            m = VM[j, 1]
+            v = VM[j, 0] - m * g
+            VM[j, 0] = v - gs * x
+            VM[j, 1] = m + s * x * inv_n
             last[j] = t + 1
         if c < RESCALE:
-            _flush_all(V, M, last, t + 1, c, cum)
+            _flush_all(VM, last, t + 1, c, cum)
             c = 1.0
             cum[t + 1] = 0.0
-    return new, c, cum, last
+    return new, c, cum
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _flush_some(V, M, last, cols, B, c, cum):
-    """The coordinates ``cols`` brought up to the end, scale folded: their final values."""
+def _load(VM, last, seen, w, m):
+    """``VM = [w, m]`` column by column, ``last`` zero, ``seen`` false: one pass."""
+    for j in range(VM.shape[0]):
+        VM[j, 0] = w[j]
+        VM[j, 1] = m[j]
+        last[j] = 0
+        seen[j] = False
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _flush_some(VM, last, cols, B, c, cum, M0):
+    """The coordinates ``cols`` brought up to the end, scale folded: their final values,
+    and the change of their ``M`` from ``M0``."""
     out = np.empty(cols.shape[0])
+    dm = np.empty(cols.shape[0])
     cB = cum[B]
     for q in range(cols.shape[0]):
         j = cols[q]
-        v = V[j]
+        v = VM[j, 0]
         if last[j] < B:
-            v -= M[j] * (cB - cum[last[j]])
+            v -= VM[j, 1] * (cB - cum[last[j]])
         out[q] = v * c
-    return out
+        dm[q] = VM[j, 1] - M0[j]
+    return out, dm
+
+
+#: the largest scratch (bytes) a thread keeps between tasks: at most a few model sizes of
+#: the commonest wide problems (d up to about 3 million)
+SCRATCH_MAX_BYTES = 64 << 20
+
+_local = threading.local()
+
+
+def _scratch(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(VM, last, seen)`` for ``d`` columns, reused by this thread's next task of the
+    same width when small enough (see :data:`SCRATCH_MAX_BYTES`). A fresh large array
+    costs a page fault per 4 KB on first touch, and distributed's workers hand freed memory
+    back to the system at once (``MALLOC_TRIM_THRESHOLD_``), so without reuse every task
+    pays them again. The contents are overwritten by :func:`_load` before every pass: a
+    task's result never depends on the previous task's."""
+    held = getattr(_local, "scratch", None)
+    if held is not None and held[0].shape[0] == d:
+        return held
+    arrays = (np.empty((d, 2)), np.empty(d, dtype=np.int32), np.empty(d, dtype=np.bool_))
+    _local.scratch = arrays if 21 * d <= SCRATCH_MAX_BYTES else None
+    return arrays
 
 
 def saga_fast(X, y, rows, order, W0, M0, old, *, step: float, lam2: float, inv_n: float,
@@ -133,29 +171,28 @@ def saga_fast(X, y, rows, order, W0, M0, old, *, step: float, lam2: float, inv_n
         only) instead of the dense ``(W, M, S, new)``.
     """
     d = X.shape[1]
-    V = W0[0, :d].copy()
-    M = M0[0, :d].copy()
+    VM, last, seen = _scratch(d)
+    _load(VM, last, seen, W0[0, :d], M0[0, :d])
     head = np.array([W0[0, d], M0[0, d], 0.0]) if fit_intercept else np.zeros(3)
-    seen = np.zeros(d, dtype=np.bool_)
-    new, c, cum, last = _pass(
-        X.data, X.indices, X.indptr, y, rows, order, V, M, head, old.reshape(-1),
+    new, c, cum = _pass(
+        X.data, X.indices, X.indptr, y, rows, order, VM, last, head, old.reshape(-1),
         float(step), float(lam2), float(inv_n), loss_code == 0, bool(fit_intercept), seen,
     )
     B = rows.shape[0]
     if compact:
         cols = np.flatnonzero(seen).astype(np.int32 if d < 2**31 else np.int64)
-        final = _flush_some(V, M, last, cols, B, c, cum)
+        final, dm = _flush_some(VM, last, cols, B, c, cum, M0[0, :d])
         icpt = None
         if fit_intercept:
             icpt = np.array([[head[0] - W0[0, d]], [head[1] - M0[0, d]], [head[2]]])
         return LazySagaResult(indices=cols, model=final.reshape(1, -1),
-                              mean_delta=(M[cols] - M0[0, cols]).reshape(1, -1), smooth=None,
+                              mean_delta=dm.reshape(1, -1), smooth=None,
                               intercept=icpt, new=new.reshape(-1, 1), count=int(B), d=int(d))
-    _flush_all(V, M, last, B, c, cum)
+    _flush_all(VM, last, B, c, cum)
     W = np.empty_like(W0)
     Mo = np.empty_like(M0)
-    W[0, :d] = V
-    Mo[0, :d] = M
+    W[0, :d] = VM[:, 0]
+    Mo[0, :d] = VM[:, 1]
     if fit_intercept:
         W[0, d], Mo[0, d] = head[0], head[1]
     S = W - W0

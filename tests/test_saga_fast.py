@@ -88,3 +88,39 @@ def test_float32_values_and_when_the_fast_pass_applies():
     assert not fast_applies(X, 1, 0.0, 1.0, 2.0)  # step * lam2 >= 1
     dup = sp.csr_matrix((np.ones(2), np.array([1, 1]), np.array([0, 2])), shape=(1, 3))
     assert not fast_applies(dup, 1, 0.0, 0.05, 1e-3)  # repeated index: not canonical
+
+
+def test_a_task_does_not_depend_on_the_one_before_in_its_thread():
+    """Tasks of the same width reuse a thread's scratch arrays: a task's result is the
+    same after another task as in a thread that ran nothing before."""
+    import threading
+
+    from daskasync import kernels_saga_fast
+
+    X, y, rows, order, rng = _task(11, d=500)
+    W0, M0 = rng.normal(size=(1, 500)), rng.normal(size=(1, 500)) * 0.01
+    old = rng.normal(size=(len(rows), 1))
+    kw = dict(step=0.05, lam2=1e-3, inv_n=1e-3, loss_code=0, fit_intercept=False)
+    X2, y2, rows2, order2, _ = _task(12, d=500, m=200)  # touches other columns
+    fresh: dict = {}
+
+    def alone():  # a new thread: no scratch yet
+        assert getattr(kernels_saga_fast._local, "scratch", None) is None
+        fresh["compact"] = saga_fast(X, y, rows, order, W0, M0, old, compact=True, **kw)
+        fresh["dense"] = saga_fast(X, y, rows, order, W0, M0, old, compact=False, **kw)
+
+    thread = threading.Thread(target=alone)
+    thread.start()
+    thread.join()
+    for compact in (True, False):
+        saga_fast(X2, y2, rows2, order2, W0 * 3, M0 - 1, old[:200] + 1, compact=compact,
+                  **kw)
+        VM = kernels_saga_fast._local.scratch[0]
+        got = saga_fast(X, y, rows, order, W0, M0, old, compact=compact, **kw)
+        assert kernels_saga_fast._local.scratch[0] is VM  # the scratch was reused
+        want = fresh["compact" if compact else "dense"]
+        for u, v in zip(got, want, strict=True):
+            if isinstance(u, np.ndarray):
+                np.testing.assert_array_equal(u, v)
+            else:
+                assert u == v

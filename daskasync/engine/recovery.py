@@ -51,6 +51,9 @@ class Recovery:
         self.broadcaster = broadcaster
         self.watch_interval = watch_interval
         self.membership = Membership()
+        #: the running workers at the last look (about every ``watch_interval`` s), None
+        #: before the first
+        self.running: frozenset[str] | None = None
         self.n_spread = 0  #: data blocks copied to workers that joined during the run
         self.n_relaunched = 0  #: tasks launched again after a worker loss cancelled them
         self.n_repairs = 0
@@ -124,6 +127,7 @@ class Recovery:
         """Copy a share of the blocks to running workers that hold none."""
         try:
             ncores = await arunning_workers(self.launcher.client)
+            self.running = frozenset(ncores)
             plan = self.membership.plan(ncores, await self.data.aholders())
             if plan:
                 made = await self.data.aspread(plan)

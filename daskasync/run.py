@@ -15,6 +15,7 @@ import dask
 import numpy as np
 from distributed import span
 
+from ._blas import one_blas_thread
 from .config import RunConfig
 from .engine.driver import Engine
 from .engine.sync import run_sync
@@ -39,8 +40,9 @@ def execute(data: Any, config: RunConfig) -> FitResult:
         engine.coordinator.restore(init.updates, init.task_counts)
     else:
         solver = config.solver(config.problem, config.options)
-    # one distributed span per run: the dashboard groups its tasks (and their timings)
-    with span(f"daskasync-{config.name}") as span_id:
+    # one distributed span per run: the dashboard groups its tasks (and their timings);
+    # one BLAS thread in this process meanwhile (see daskasync._blas)
+    with span(f"daskasync-{config.name}") as span_id, one_blas_thread():
         engine.annotations = dict(dask.get_annotations())
         return run_sync(engine, _run, engine, config, solver, span_id)
 

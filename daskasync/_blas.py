@@ -5,6 +5,9 @@ threads, and an idle OpenBLAS thread spins for up to about 0.1 s after each call
 sleeps: when the workers share the machine (a LocalCluster), that spinning takes a core
 from them. The limit is process-wide (threadpoolctl), so concurrent runs share it: the
 first run to start applies it, the last to end restores the limits found before.
+Measured with OpenBLAS (scipy's wheels): once one thread of a process has set a limit,
+limits set from another thread are ignored, so a run started from a second thread may keep
+the BLAS threads found (a cost in speed only).
 """
 
 from __future__ import annotations

@@ -298,3 +298,16 @@ def test_a_version_a_task_read_stays_readable_for_its_result():
     b.publish(np.zeros(2))
     with pytest.raises(LookupError):
         b.shipped(1)
+
+
+def test_a_tuple_of_arrays_is_published_stacked_without_a_stacked_copy():
+    b = Broadcaster(None, window=2)
+    theta, mean = np.arange(4.0), np.arange(4.0) * 10
+    assert b.publish((theta, mean)) == 0
+    np.testing.assert_array_equal(b.get(0), np.stack([theta, mean]))
+    theta += 1  # the version is a copy of the parts
+    assert b.get(0)[0, 0] == 0.0
+    b.publish(np.stack([theta, mean]))  # the same layout either way
+    np.testing.assert_array_equal(b.get(1)[0], theta)
+    with pytest.raises(ValueError, match=r"shape \(3, 4\)"):
+        b.publish((theta, mean, mean))

@@ -87,14 +87,23 @@ class Broadcaster:
         self._retired_futures: dict[int, Any] = {}
 
     # -- driver side -----------------------------------------------------------------------
-    def publish(self, model: np.ndarray) -> int:
-        """Store ``model`` as the next version and return its index (O(d), no cluster I/O)."""
-        model = np.asarray(model)
+    def publish(self, model: np.ndarray | tuple[np.ndarray, ...]) -> int:
+        """Store ``model`` as the next version and return its index (O(d), no cluster I/O).
+        A tuple of same-shaped arrays is stored stacked (written in place: no stacked copy
+        is made first)."""
+        parts = model if isinstance(model, tuple) else None
+        if parts is not None:
+            first = np.asarray(parts[0])
+            shape = (len(parts), *first.shape)
+            dtype = np.result_type(*parts)
+        else:
+            model = np.asarray(model)
+            shape, dtype = model.shape, model.dtype
         if self._buf is None:
-            self._buf = np.empty((self.window, *model.shape), dtype=model.dtype)
-        elif model.shape != self._buf.shape[1:] or model.dtype != self._buf.dtype:
+            self._buf = np.empty((self.window, *shape), dtype=dtype)
+        elif shape != self._buf.shape[1:] or dtype != self._buf.dtype:
             raise ValueError(
-                f"model: shape {model.shape} / dtype {model.dtype} differs from the published "
+                f"model: shape {shape} / dtype {dtype} differs from the published "
                 f"shape {self._buf.shape[1:]} / dtype {self._buf.dtype}"
             )
         self.version += 1
@@ -107,7 +116,12 @@ class Broadcaster:
                     fut.release()
             if self.in_use(old):
                 self._retired[old] = self._buf[old % self.window].copy()
-        self._buf[self.version % self.window] = model
+        slot = self._buf[self.version % self.window]
+        if parts is not None:
+            for i, part in enumerate(parts):
+                slot[i] = part
+        else:
+            slot[...] = model
         if old in self._futures:
             # fell out of the window: release it on the cluster
             self._futures.pop(old).release()

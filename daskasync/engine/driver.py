@@ -231,8 +231,9 @@ class Engine:
         return self.recovery.membership
 
     # -- versions --------------------------------------------------------------------------
-    def publish(self, model: np.ndarray) -> int:
-        """Publish a new model version (driver side, O(d)); returns its index."""
+    def publish(self, model: np.ndarray | tuple[np.ndarray, ...]) -> int:
+        """Publish a new model version (driver side, O(d)); returns its index. A tuple of
+        same-shaped arrays is published stacked."""
         return self.broadcaster.publish(model)
 
     def tick(self) -> int:

@@ -204,7 +204,8 @@ def sum_results(values: list, array_at: int, count_at: int) -> tuple[np.ndarray,
 
 
 def apply_update(engine: Any, monitor: Monitor, theta: np.ndarray, rows: int, step: float,
-                 exact: tuple[float, Any] | None = None, model: np.ndarray | None = None):
+                 exact: tuple[float, Any] | None = None,
+                 model: np.ndarray | tuple[np.ndarray, ...] | None = None):
     """Count one applied update of ``rows`` sampled rows: tick the logical clock, publish
     the new version (``model``, default ``theta``: what the tasks read), record; returns
     the monitor's stop reason (or None). ``exact``: the full loss and gradient sums at

@@ -103,11 +103,11 @@ class SagaTasks:
             base["loss"] = problem.loss
         self.base = base
 
-    def model(self, theta: np.ndarray) -> np.ndarray:
-        """What a model version holds: ``(theta, alpha_bar)`` stacked in the sequential
-        form, ``theta`` in the batch form."""
+    def model(self, theta: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """What a model version holds: ``(theta, alpha_bar)`` in the sequential form (the
+        broadcaster stores them stacked), ``theta`` in the batch form."""
         if self.inner == "sequential":
-            return np.stack([theta, self.history.mean])
+            return theta, self.history.mean
         return theta
 
     def decode(self, value: Any, version: int) -> Any:

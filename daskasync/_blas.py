@@ -3,11 +3,12 @@
 The driver's linear algebra is ``O(d)`` vector work between rounds, no faster on more
 threads, and an idle OpenBLAS thread spins for up to about 0.1 s after each call before it
 sleeps: when the workers share the machine (a LocalCluster), that spinning takes a core
-from them. The limit is process-wide (threadpoolctl), so concurrent runs share it: the
-first run to start applies it, the last to end restores the limits found before.
-Measured with OpenBLAS (scipy's wheels): once one thread of a process has set a limit,
-limits set from another thread are ignored, so a run started from a second thread may keep
-the BLAS threads found (a cost in speed only).
+from them. The limit is process-wide (threadpoolctl); nested runs share it, and the outermost
+restores the limits found before. It is applied only to runs started from the main
+thread: with scipy's OpenBLAS, limits set or lifted from other threads while threads
+overlap were seen not to take effect, or to stay after being lifted (one BLAS thread left
+for the whole process). A run started from another thread (a thread pool of fits) leaves
+BLAS as it is, at a cost in speed only.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ _limiter: threadpool_limits | None = None
 
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """While inside (from any thread, nested or concurrent), BLAS uses one thread."""
+    """While inside, BLAS uses one thread (from the main thread; see the module)."""
     global _active, _limiter
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     with _lock:
         if _active == 0:
             _limiter = threadpool_limits(limits=1, user_api="blas")

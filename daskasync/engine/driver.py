@@ -253,8 +253,7 @@ class Engine:
     ) -> tuple[list[Ticket], list[TaskSpec]]:
         """A ticket and a launchable spec per partition, all on model ``version``."""
         version = self.broadcaster._check(version)
-        # a scattered version goes where its tasks' blocks are (a large one would otherwise
-        # draw the tasks to its worker), among the workers running at the last look
+        # a scattered version goes to its tasks' blocks (running at the last look)
         homes, running = self.coordinator.homes or [], self.recovery.running
         where = sorted({homes[p] for p in partitions if homes[p] is not None
                         and (running is None or homes[p] in running)})

@@ -20,7 +20,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from .kernels_saga_lazy import LazySagaResult, _drift, _segments
+from .kernels_saga_lazy import LazySagaResult, _replay, _segments
 
 __all__ = ["DenseSagaChange", "SagaChange", "saga_change"]
 
@@ -32,7 +32,7 @@ def _add_change(W0, M0, d, cols, touched, plain, cum, scale, starts, ends, cs,  
     smooth movement when ``smooth``. A column in ``cols`` (sorted) takes the change the
     result gives for it, ``touched[k, q]`` minus the start when ``plain`` (the model's final
     value, not a movement); any other column only drifted along the schedule (the replay of
-    :func:`~daskasync.kernels_saga_lazy._expand_untouched`)."""
+    :func:`~daskasync.kernels_saga_lazy._replay`)."""
     prox = lam1 > 0.0
     n_cols = cols.shape[0]
     for k in range(W0.shape[0]):
@@ -48,15 +48,7 @@ def _add_change(W0, M0, d, cols, touched, plain, cum, scale, starts, ends, cs,  
                     out[k, j] += weight * (touched[k, q_col] - w0)
                 q_col += 1
                 continue
-            m = M0[k, j]
-            v = w0
-            r = 0.0
-            for q in range(starts.shape[0]):
-                if starts[q] < ends[q]:
-                    v, rem = _drift(v, m, starts[q], ends[q], cum, scale, step, lam1)
-                    if prox:
-                        r += rem
-                v *= cs[q]
+            v, r = _replay(w0, M0[k, j], starts, ends, cs, cum, scale, step, lam1)
             if smooth:
                 out[k, j] += weight * (0.0 + (v - w0 + (r if prox else 0.0)))
             else:

@@ -479,6 +479,23 @@ def _segments(B, step, lam2):
     return cum, scale, starts[: q + 1], ends[: q + 1], cs[: q + 1]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _replay(w0, m, starts, ends, cs, cum, scale, step, lam1):  # noqa: PLR0913
+    """An untouched coordinate from ``w0`` to the end of the task: the flushes of
+    :func:`_flush` over the segments of :func:`_segments` (the same :func:`_drift`, the
+    same folding of ``c``). Returns ``(v, removed)``, ``removed`` summed over the
+    segments (with L1)."""
+    v = w0
+    r = 0.0
+    for q in range(starts.shape[0]):
+        if starts[q] < ends[q]:
+            v, rem = _drift(v, m, starts[q], ends[q], cum, scale, step, lam1)
+            if lam1 > 0.0:
+                r += rem
+        v *= cs[q]
+    return v, r
+
+
 @numba.njit(cache=True, nogil=True)
 def _expand_untouched(W0, M0, d, cum, scale, starts, ends, cs, step, lam1, dW, S):  # noqa: PLR0913
     """``dW``, ``S`` of columns ``j < d`` as the pass leaves a coordinate no row touches.
@@ -489,15 +506,7 @@ def _expand_untouched(W0, M0, d, cum, scale, starts, ends, cs, step, lam1, dW, S
     for k in range(W0.shape[0]):
         for j in range(d):
             w0 = W0[k, j]
-            m = M0[k, j]
-            v = w0
-            r = 0.0
-            for q in range(starts.shape[0]):
-                if starts[q] < ends[q]:
-                    v, rem = _drift(v, m, starts[q], ends[q], cum, scale, step, lam1)
-                    if prox:
-                        r += rem
-                v *= cs[q]
+            v, r = _replay(w0, M0[k, j], starts, ends, cs, cum, scale, step, lam1)
             S[k, j] = 0.0 + (v - w0 + (r if prox else 0.0))
             dW[k, j] = v - w0
 

@@ -240,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     from ..clusters import cluster_client
 
     a = _parser().parse_args(argv)
-    # the workers of a LocalCluster (and of a scheduler given here) are reachable from this
-    # process: data goes to and from them directly, not through the scheduler
-    with cluster_client(a.scheduler, a.workers, a.threads, direct=True) as client:
+    # the workers of the LocalCluster it starts are reachable from this process: data goes
+    # to and from them directly, not through the scheduler (a cluster given by --scheduler
+    # may only expose its scheduler)
+    with cluster_client(a.scheduler, a.workers, a.threads,
+                        direct=a.scheduler is None) as client:
         if a.experiment == "epochs":
             out: Any = epoch_costs(client, ds=a.ds, n=a.n, nnz=a.nnz,
                                    partitions=a.partitions, epochs=a.epochs)

@@ -26,33 +26,53 @@ __all__ = ["DenseSagaChange", "SagaChange", "saga_change"]
 
 
 @numba.njit(cache=True, nogil=True)
+def _add_drift(W0, M0, d, cum, scale, starts, ends, cs, step, lam1, smooth, weight, out):  # noqa: PLR0913
+    """``out[k, j] += weight * change`` for every column ``j < d`` as if no row touched it:
+    the replay of :func:`~daskasync.kernels_saga_lazy._replay` (a branch-free loop the
+    compiler vectorizes)."""
+    prox = lam1 > 0.0
+    for k in range(W0.shape[0]):  # one loop per case: no branch inside
+        if smooth and prox:
+            for j in range(d):
+                w0 = W0[k, j]
+                v, r = _replay(w0, M0[k, j], starts, ends, cs, cum, scale, step, lam1)
+                out[k, j] += weight * (0.0 + (v - w0 + r))
+        elif smooth:
+            for j in range(d):
+                w0 = W0[k, j]
+                v, _ = _replay(w0, M0[k, j], starts, ends, cs, cum, scale, step, lam1)
+                out[k, j] += weight * (0.0 + (v - w0 + 0.0))
+        else:
+            for j in range(d):
+                w0 = W0[k, j]
+                v, _ = _replay(w0, M0[k, j], starts, ends, cs, cum, scale, step, lam1)
+                out[k, j] += weight * (v - w0)
+
+
+@numba.njit(cache=True, nogil=True)
 def _add_change(W0, M0, d, cols, touched, plain, cum, scale, starts, ends, cs,  # noqa: PLR0913
                 step, lam1, smooth, weight, out):
     """``out[k, j] += weight * change`` for the columns ``j < d``: the model change, or the
-    smooth movement when ``smooth``. A column in ``cols`` (sorted) takes the change the
-    result gives for it, ``touched[k, q]`` minus the start when ``plain`` (the model's final
-    value, not a movement); any other column only drifted along the schedule (the replay of
-    :func:`~daskasync.kernels_saga_lazy._replay`)."""
-    prox = lam1 > 0.0
-    n_cols = cols.shape[0]
-    for k in range(W0.shape[0]):
-        q_col = 0
-        for j in range(d):
+    smooth movement when ``smooth``. A column in ``cols`` takes the change the result gives
+    for it, ``touched[k, q]`` minus the start when ``plain`` (the model's final value, not
+    a movement); any other column only drifted along the schedule (:func:`_add_drift`,
+    over every column, after which the touched ones are set from their values before)."""
+    K, n_cols = W0.shape[0], cols.shape[0]
+    before = np.empty((K, n_cols))
+    for k in range(K):
+        for q in range(n_cols):
+            before[k, q] = out[k, cols[q]]
+    _add_drift(W0, M0, d, cum, scale, starts, ends, cs, step, lam1, smooth, weight, out)
+    for k in range(K):
+        for q in range(n_cols):
+            j = cols[q]
             w0 = W0[k, j]
-            if q_col < n_cols and cols[q_col] == j:
-                if not plain:
-                    out[k, j] += weight * touched[k, q_col]
-                elif smooth:
-                    out[k, j] += weight * (0.0 + ((touched[k, q_col] - w0) + 0.0))
-                else:
-                    out[k, j] += weight * (touched[k, q_col] - w0)
-                q_col += 1
-                continue
-            v, r = _replay(w0, M0[k, j], starts, ends, cs, cum, scale, step, lam1)
-            if smooth:
-                out[k, j] += weight * (0.0 + (v - w0 + (r if prox else 0.0)))
+            if not plain:
+                out[k, j] = before[k, q] + weight * touched[k, q]
+            elif smooth:
+                out[k, j] = before[k, q] + weight * (0.0 + ((touched[k, q] - w0) + 0.0))
             else:
-                out[k, j] += weight * (v - w0)
+                out[k, j] = before[k, q] + weight * (touched[k, q] - w0)
 
 
 @numba.njit(cache=True, nogil=True)

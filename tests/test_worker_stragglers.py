@@ -203,9 +203,14 @@ def test_tiny_tasks_get_tiny_delays(client):
         assert client.gather(futs) == [3] * 40
         s = slow.stats(records=True)[w0]
     assert s["tasks"] == 40
-    assert max(planned for _, _, planned, _ in s["records"]) < 0.005
-    assert s["delay_s"] >= s["planned_s"]
-    assert s["delay_s"] < 0.02  # busy-waited: no timer overshoot of ~0.1 ms per task
+    records = s["records"]
+    # a delay is c times the task's own time: tiny for tiny tasks (the median, because a
+    # loaded machine can deschedule one task for milliseconds and its delay follows it)
+    assert all(planned == pytest.approx(t) for _, t, planned, _ in records)
+    assert statistics.median(planned for _, _, planned, _ in records) < 0.001
+    assert all(held >= planned for _, _, planned, held in records)
+    # busy-waited: a timer's sleep would overshoot by ~0.1 ms per task, a busy wait by ~0.1 us
+    assert statistics.median(held - planned for _, _, planned, held in records) < 2e-5
 
 
 def test_explicit_indices_and_plugin_only_on_chosen_workers(client):

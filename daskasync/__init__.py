@@ -5,6 +5,8 @@ row blocks on the workers, a versioned model broadcast with history, bookkeeping
 task's staleness, barrier policies, and synchronous/asynchronous solvers on top.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .api import minimize
 from .data import PartitionedData
 from .datasets import load_libsvm, make_epsilon_like, make_rcv1_like
@@ -27,7 +29,6 @@ from .engine import (
     make_barrier,
 )
 from .engine.history import GradientHistory
-from .estimators import LinearRegression, LogisticRegression
 from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss, get_loss
 from .monitor import StopCriteria
 from .penalties import L1, L2, ElasticNet, NoPenalty, Penalty, make_penalty
@@ -41,7 +42,28 @@ from .state import RunState
 from .stragglers import Cloud, DelayFunction, Intensity, NoStragglers, Straggler, make_straggler
 from .tasks import sample_rows
 
+if TYPE_CHECKING:
+    from .estimators import LinearRegression, LogisticRegression
+
 __version__ = "0.1.0"
+
+#: names imported on first use: the estimators import scikit-learn (about a second), which
+#: a worker running daskasync's tasks, or a script using ``minimize`` alone, never needs
+_LAZY = {"LinearRegression": ".estimators", "LogisticRegression": ".estimators"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "LivePlot",

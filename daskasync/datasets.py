@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.datasets import load_svmlight_file
 
 from .constraints import Interval, check, check_all
 
@@ -121,6 +120,8 @@ def load_libsvm(
         raise FileNotFoundError(f"LIBSVM file not found: {fspath!r}")
     if os.path.isdir(fspath):
         raise IsADirectoryError(f"LIBSVM path is a directory, not a file: {fspath!r}")
+    from sklearn.datasets import load_svmlight_file  # a second to import: on use only
+
     kwargs: dict[str, Any] = {"n_features": n_features, "zero_based": zero_based, "dtype": dtype}
     try:
         if fspath.lower().endswith((".xz", ".lzma")):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "daskasync"
@@ -157,3 +159,26 @@ def test_no_direct_scheduler_rpc():
                 calls.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} "
                              f"{ast.unparse(node.func)}")
     assert not calls, f"RPCs to the scheduler outside Client's public methods: {calls}"
+
+
+def test_workers_import_daskasync_without_scikit_learn():
+    """A worker imports daskasync with its first task: the package leaves scikit-learn (a
+    second to import) to the estimators and the LIBSVM reader, loaded on first use."""
+    code = (
+        "import sys, daskasync\n"
+        "assert 'sklearn' not in sys.modules, 'imported with daskasync'\n"
+        "assert {'LogisticRegression', 'LinearRegression'} <= set(dir(daskasync))\n"
+        "from daskasync import LogisticRegression\n"
+        "assert daskasync.LogisticRegression is LogisticRegression\n"
+        "assert LogisticRegression.__module__ == 'daskasync.estimators.linear'\n"
+        "assert 'sklearn' in sys.modules\n"
+        "try:\n"
+        "    daskasync.NoSuchName\n"
+        "except AttributeError as e:\n"
+        "    assert 'NoSuchName' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -29,16 +29,22 @@ async def scatter_retrying(
 ) -> list[Future]:
     """``client.scatter(data, hash=False)`` from the client's event loop, retried when the
     chosen worker dies during the transfer: later attempts let the scheduler pick among
-    the live workers. ``keys`` names the futures (a suffix ``-a<k>`` marks a retry)."""
+    the live workers. ``keys`` names the futures (a suffix ``-a<k>`` marks a retry).
+
+    With ``broadcast`` and several ``workers`` (``keys`` given), each of them gets a copy
+    under the same keys, sent to each directly and at once; a copy whose worker dies is
+    left out (the others serve its tasks). Not ``Client.scatter(broadcast=True)``: the
+    scheduler's replication behind it loops forever when a worker it copies to dies
+    (dask/distributed#5704)."""
     for attempt in range(attempts):
         where: dict[str, Any] = {} if workers is None else {"workers": list(workers)}
-        if broadcast and workers is not None and len(workers) > 1:
-            where["broadcast"] = True
         try:
             if keys is None:
                 return list(await client.scatter(list(data), hash=False, **where))
             named = {k if attempt == 0 else f"{k}-a{attempt}": v
                      for k, v in zip(keys, data, strict=True)}
+            if broadcast and workers is not None and len(workers) > 1:
+                return await _scatter_copies(client, named, list(workers))
             futs = await client.scatter(named, hash=False, **where)
             return [futs[k] for k in named]
         except _TRANSIENT:
@@ -47,6 +53,23 @@ async def scatter_retrying(
             workers = None
             await asyncio.sleep(0.1 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+async def _scatter_copies(client: Client, named: dict[str, Any],
+                          workers: list[str]) -> list[Future]:
+    """``named`` scattered to each of ``workers`` under the same keys (the scheduler adds
+    each copy as a replica); raises the first copy's error when none arrived."""
+    sent = await asyncio.gather(
+        *(client.scatter(named, workers=[w], hash=False) for w in workers),
+        return_exceptions=True,
+    )
+    for out in sent:
+        if isinstance(out, BaseException) and not isinstance(out, _TRANSIENT):
+            raise out
+    arrived = [out for out in sent if not isinstance(out, BaseException)]
+    if not arrived:
+        raise next(out for out in sent if isinstance(out, BaseException))
+    return [arrived[0][k] for k in named]
 
 
 async def awho_has(client: Client, futures: Iterable[Future]) -> dict[str, list[str]]:

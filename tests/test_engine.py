@@ -415,3 +415,24 @@ def test_stopping_rules(client, small_data):
     assert h[0].update == 0 and abs(h[0].objective - np.log(2)) < 1e-12
     assert all(a.update < b.update for a, b in zip(h, h[1:], strict=False))
     assert np.isfinite(r.history_array("objective")).all()
+
+
+def test_copies_of_a_version_go_to_each_worker_under_one_key(client):
+    """``scatter_retrying(..., broadcast=True)`` sends a copy to each worker itself (not
+    the scheduler's replication, which loops forever when a worker it copies to dies:
+    dask/distributed#5704); a copy for a worker that is gone is left out. This relies on
+    the scheduler adding a second scatter of a key as a replica: it fails loudly if that
+    changes."""
+    from daskasync._comm import scatter_retrying
+
+    workers = sorted(client.nthreads())
+    value = np.arange(300_000.0)
+    [fut] = client.sync(scatter_retrying, client, [value], keys=["test-copies-a"],
+                        workers=workers, broadcast=True)
+    assert sorted(client.who_has([fut])[fut.key]) == workers
+    gone = "tcp://127.0.0.1:1"  # no such worker: the scheduler refuses that copy
+    [fut2] = client.sync(scatter_retrying, client, [value], keys=["test-copies-b"],
+                         workers=[gone, workers[0]], broadcast=True)
+    assert list(client.who_has([fut2])[fut2.key]) == [workers[0]]
+    assert np.array_equal(client.submit(np.copy, fut2, pure=False).result(), value)
+    del fut, fut2

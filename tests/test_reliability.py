@@ -162,9 +162,12 @@ def test_async_saga_survives_killed_workers(process_cluster, problem, client_log
         # each kill; at least the first victim, on a cluster of three, held one
         assert len(kill.lost) >= 1
         # exact: each lost block re-created once; the blocks the victims held, read just
-        # before each kill, bound it (their sole copies then can be fewer: a copy elsewhere
-        # may be dropped by the memory manager before the kill lands)
-        assert rec["blocks_lost"] == rec["blocks"] and 1 <= rec["blocks"] <= len(kill.held)
+        # before each kill, bound it. Their sole copies can be fewer: a copy elsewhere may
+        # be dropped by the memory manager before the kill lands, or a task may copy a
+        # block to another worker between the look and the kill (seen once in about ten
+        # runs: nothing lost, Dask ran the victims' tasks again itself); the synchronous
+        # test above checks the count of lost blocks exactly
+        assert rec["blocks_lost"] == rec["blocks"] <= len(kill.held)
         # every partition keeps getting tasks: a lost block's next task at least ran again
         assert rec["tasks"] >= rec["blocks"]
         # a version is placed again once, however many of its tasks were cancelled (the

@@ -79,7 +79,7 @@ def test_staleness_aware_asaga_converges(client4):
     X, y = load_digits(return_X_y=True)
     data = da.PartitionedData.from_arrays(X / 16.0, y.astype(float), n_partitions=4,
                                           client=client4)
-    slow = {"stragglers": da.Intensity(c=4.0), "avg_task_time": 0.01,  # varied staleness
+    slow = {"stragglers": da.Intensity(c=4.0), "avg_task_time": 0.004,  # varied staleness
             "batch_fraction": 0.1}
     plain = da.minimize(data, solver="asaga", loss="multinomial", lam=0.05, max_epochs=30,
                         **slow)

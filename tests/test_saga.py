@@ -86,7 +86,12 @@ def test_staleness_aware_asaga_converges(client4):
     aware = da.minimize(data, solver="asaga", loss="multinomial", lam=0.05, max_epochs=30,
                         staleness_aware=True, **slow)
     assert aware.settings["staleness_aware"] and not plain.settings["staleness_aware"]
-    # staler results were weighted less, so the runs differ; both converge as well
-    assert np.abs(aware.coef - plain.coef).max() > 1e-8
+    # staler results were weighted less, so the runs differ (most on the way: at the end
+    # both are close to the one optimum); both converge as well
+    assert max(r.max_staleness for r in plain.history) > 1  # there was staleness to weigh
+    early = [(a.objective, p.objective)
+             for a, p in zip(aware.history, plain.history, strict=False)
+             if a.epoch == p.epoch <= 5]  # records at the same update counts
+    assert early and max(abs(a - p) / p for a, p in early) > 1e-4, early
     assert abs(aware.objective - plain.objective) < 1e-6
     data.release()

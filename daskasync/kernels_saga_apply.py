@@ -30,18 +30,12 @@ def _add_drift(W0, M0, d, cum, scale, starts, ends, cs, step, lam1, smooth, weig
     """``out[k, j] += weight * change`` for every column ``j < d`` as if no row touched it:
     the replay of :func:`~daskasync.kernels_saga_lazy._replay` (a branch-free loop the
     compiler vectorizes)."""
-    prox = lam1 > 0.0
     for k in range(W0.shape[0]):  # one loop per case: no branch inside
-        if smooth and prox:
+        if smooth:  # r is 0.0 without L1, so one loop serves both
             for j in range(d):
                 w0 = W0[k, j]
                 v, r = _replay(w0, M0[k, j], starts, ends, cs, cum, scale, step, lam1)
                 out[k, j] += weight * (0.0 + (v - w0 + r))
-        elif smooth:
-            for j in range(d):
-                w0 = W0[k, j]
-                v, _ = _replay(w0, M0[k, j], starts, ends, cs, cum, scale, step, lam1)
-                out[k, j] += weight * (0.0 + (v - w0 + 0.0))
         else:
             for j in range(d):
                 w0 = W0[k, j]

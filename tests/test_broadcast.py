@@ -311,3 +311,7 @@ def test_a_tuple_of_arrays_is_published_stacked_without_a_stacked_copy():
     np.testing.assert_array_equal(b.get(1)[0], theta)
     with pytest.raises(ValueError, match=r"shape \(3, 4\)"):
         b.publish((theta, mean, mean))
+    with pytest.raises(ValueError, match=r"^model: the arrays of a tuple must share one "
+                                         r"shape, got \[\(4,\), \(5,\)\]$"):
+        b.publish((theta, np.zeros(5)))
+    assert b.version == 1  # nothing published

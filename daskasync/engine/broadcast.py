@@ -93,8 +93,11 @@ class Broadcaster:
         is made first)."""
         parts = model if isinstance(model, tuple) else None
         if parts is not None:
-            first = np.asarray(parts[0])
-            shape = (len(parts), *first.shape)
+            shapes = {np.shape(part) for part in parts}
+            if len(shapes) != 1:
+                raise ValueError(f"model: the arrays of a tuple must share one shape, got "
+                                 f"{[np.shape(part) for part in parts]}")
+            shape = (len(parts), *shapes.pop())
             dtype = np.result_type(*parts)
         else:
             model = np.asarray(model)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Iterable, Sequence
+from concurrent.futures import CancelledError
 from typing import Any
 
 from distributed import Client, Future, as_completed
 
-__all__ = ["agather", "agather_done", "arunning_workers", "awho_has", "scatter_retrying"]
+__all__ = ["agather", "agather_done", "arunning_workers", "awho_has", "scatter_retrying",
+           "who_has_live"]
 
 #: a worker dying under a transfer (distributed's CommClosedError is an OSError), or removed
 #: by the scheduler between its choice and the transfer's end (a KeyError naming it)
@@ -76,12 +78,27 @@ async def awho_has(client: Client, futures: Iterable[Future]) -> dict[str, list[
     """:meth:`distributed.Client.who_has` of ``futures`` (key -> workers holding it), awaited
     on the client's event loop: a synchronous client's call blocks until the loop answers,
     so it runs in a thread while the loop goes on. A cancelled future (its data lost) is
-    held by no worker and left out (``who_has`` refuses it)."""
-    futs = [f for f in futures if not f.cancelled()]
-    if not futs:
-        return {}
-    who = await asyncio.to_thread(client.who_has, futs)
+    held by no worker and left out (``who_has`` refuses it), also when the scheduler
+    cancels it during the call."""
+    who = await asyncio.to_thread(who_has_live, client, list(futures))
     return {str(k): list(v) for k, v in who.items()}
+
+
+def who_has_live(client: Client, futures: list[Future], attempts: int = 5) -> Any:
+    """:meth:`distributed.Client.who_has` of the futures not cancelled (key -> workers
+    holding it). One the scheduler cancels between the look and the call (its worker died
+    with the only copy: "already forgotten") makes ``who_has`` raise
+    :class:`concurrent.futures.CancelledError`; the call is then made again without it."""
+    for attempt in range(attempts):
+        live = [f for f in futures if not f.cancelled()]
+        if not live:
+            return {}
+        try:
+            return client.who_has(live)
+        except CancelledError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def arunning_workers(client: Client) -> dict[str, int]:

@@ -436,3 +436,37 @@ def test_copies_of_a_version_go_to_each_worker_under_one_key(client):
     assert list(client.who_has([fut2])[fut2.key]) == [workers[0]]
     assert np.array_equal(client.submit(np.copy, fut2, pure=False).result(), value)
     del fut, fut2
+
+
+def test_who_has_leaves_out_a_future_cancelled_during_the_call(client):
+    """The scheduler may cancel a scattered block ("already forgotten": its worker died
+    with the only copy) after the look for cancelled futures and before ``who_has``, which
+    then raises ``CancelledError`` (this failed a placement under a killed worker). The
+    race is forced here: the future is really cancelled on its first look."""
+    from concurrent.futures import CancelledError
+
+    from distributed import Future
+
+    from daskasync._comm import awho_has, who_has_live
+
+    class CancelledOnFirstLook(Future):
+        looked = False
+
+        def cancelled(self):
+            if not self.looked:
+                self.looked = True
+                self.cancel()
+                return False
+            return super().cancelled()
+
+    kept = client.scatter(np.arange(3.0), hash=False)
+    doomed = client.scatter(np.arange(4.0), hash=False)
+    racing = CancelledOnFirstLook(doomed.key, client)
+    cancelled = client.scatter(1.0, hash=False)
+    cancelled.cancel()
+    with pytest.raises(CancelledError):  # distributed's contract the retry relies on
+        client.who_has([kept, cancelled])
+    assert list(who_has_live(client, [kept, racing])) == [kept.key]
+    again = CancelledOnFirstLook(client.scatter(2.0, hash=False).key, client)
+    assert list(client.sync(awho_has, client, [kept, again])) == [kept.key]
+    del kept, doomed, racing, again, cancelled

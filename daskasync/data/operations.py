@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._comm import awho_has
+from .._comm import awho_has, who_has_live
 from .blocks import safe_name
 from .builders import from_futures
 from .placement import PlacementError, acopy, aplace, least_loaded
@@ -72,7 +72,7 @@ class BlockOperations:
         self._check_alive()
         copies = self.copies
         # a cancelled copy (its data lost) is held by no worker; who_has refuses it
-        who_has = self._client.who_has([f for fs in copies for f in fs if not f.cancelled()])
+        who_has = who_has_live(self._client, [f for fs in copies for f in fs])
         return {i: tuple(sorted({w for f in fs for w in who_has.get(f.key, ())}))
                 for i, fs in enumerate(copies)}
 

@@ -16,6 +16,14 @@ from conftest import assert_no_tasks
 #: a log line at WARNING level or above (distributed's format, and the child's own)
 ALARMING = re.compile(r" - (WARNING|ERROR|CRITICAL) - .*")
 
+#: distributed's noise at a client's close, not the run's: the batched stream to the
+#: scheduler waits on a tornado Event with a timeout (``gen.with_timeout``, whose error is
+#: ``TimeoutError('Timeout')``), and that future can be dropped unread when the stream
+#: closes (seen once in a full suite); daskasync uses no tornado primitive
+_CLOSE_NOISE = re.compile(r"asyncio - ERROR - Future exception was never retrieved\n"
+                          r"future: <Future finished exception=TimeoutError\('Timeout'\)>\n"
+                          r"TimeoutError: Timeout\n?")
+
 _CHILD = r"""
 import faulthandler, json, logging, signal, sys, time
 faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -95,5 +103,5 @@ def test_ctrl_c_during_fit_keeps_the_fitted_estimator(client, solver, tmp_path):
     elapsed = time.monotonic() - t0
     assert elapsed < 8 * float(t_fit), (elapsed, t_fit)
     # the client logged nothing alarming (test_clean_ends checks scheduler and workers)
-    assert not ALARMING.findall(err), err[-3000:]
+    assert not ALARMING.findall(_CLOSE_NOISE.sub("", err)), err[-3000:]
     assert_no_tasks(client, prefixes=(f"{solver}-", "daskasync-model-"))

@@ -470,3 +470,29 @@ def test_who_has_leaves_out_a_future_cancelled_during_the_call(client):
     again = CancelledOnFirstLook(client.scatter(2.0, hash=False).key, client)
     assert list(client.sync(awho_has, client, [kept, again])) == [kept.key]
     del kept, doomed, racing, again, cancelled
+
+
+def _tagged_value(block, w, *, partition, task_index, seed):
+    return partition
+
+
+def test_finished_tasks_and_old_versions_are_released_after_the_next_launch(client,
+                                                                            small_data):
+    """A round's finished tasks and a version leaving the window are released right after
+    the next launch, not before it (a release sent first would hold the launch back for
+    the client's batching window); closing the engine releases what is still held."""
+    eng = da.Engine(small_data, window=1, transport="scatter", name="test-release")
+    eng.publish(np.zeros(5))
+    assert eng.round(_tagged_value)[0] == [0, 1, 2]
+    first = set(scheduler_keys(client, "test-release-grad-"))
+    assert len(first) == 3  # gathered, and held until the next launch
+    eng.publish(np.ones(5))  # version 0 leaves the window of 1: held too
+    assert eng.broadcaster.key(0) in scheduler_keys(client, "daskasync-model-")
+    eng.round(_tagged_value)
+    deadline = time.monotonic() + 10
+    while (first & set(scheduler_keys(client, "test-release-grad-"))
+           or len(scheduler_keys(client, "daskasync-model-" + eng.run_id)) > 1):
+        assert time.monotonic() < deadline, "not released after the next launch"
+        time.sleep(0.02)
+    eng.close()
+    assert_no_tasks(client, prefixes=("test-release-", "daskasync-model-" + eng.run_id))

@@ -85,6 +85,9 @@ class Broadcaster:
         self.in_use: Callable[[int], bool] | None = None
         self._retired: dict[int, np.ndarray] = {}
         self._retired_futures: dict[int, Any] = {}
+        #: how a version leaving the window is released on the cluster (the engine defers
+        #: it to its next launch: :meth:`Launcher.release_later`)
+        self.release_future: Callable[[Any], None] = _release
 
     # -- driver side -----------------------------------------------------------------------
     def publish(self, model: np.ndarray | tuple[np.ndarray, ...]) -> int:
@@ -116,7 +119,7 @@ class Broadcaster:
                 del self._retired[v]
                 fut = self._retired_futures.pop(v, None)
                 if fut is not None:
-                    fut.release()
+                    self.release_future(fut)
             if self.in_use(old):
                 self._retired[old] = self._buf[old % self.window].copy()
         slot = self._buf[self.version % self.window]
@@ -127,7 +130,7 @@ class Broadcaster:
             slot[...] = model
         if old in self._futures:
             # fell out of the window: release it on the cluster
-            self._futures.pop(old).release()
+            self.release_future(self._futures.pop(old))
         return self.version
 
     @property
@@ -256,3 +259,7 @@ class Broadcaster:
             fut.release()
         self._futures.clear()
         self._retired_futures.clear()
+
+
+def _release(future: Any) -> None:
+    future.release()

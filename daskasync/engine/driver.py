@@ -170,11 +170,11 @@ class Engine:
             locs = data.locations()
             homes = [locs[p][0] if locs.get(p) else None for p in range(P)]
         self.coordinator = Coordinator(P, homes=homes)
-        self.broadcaster = Broadcaster(
-            self.client, window=window, transport=transport, name=self.run_id
-        )
+        self.broadcaster = Broadcaster(self.client, window=window, transport=transport,
+                                       name=self.run_id)
         self.launcher = Launcher(self.client, data.parts, seed=self.seed, name=name,
                                  run_id=self.run_id)
+        self.broadcaster.release_future = lambda f: self.launcher.release_later([f])
         self.recovery = Recovery(data, self.launcher, self.broadcaster,
                                  max_recoveries=max_recoveries, watch_interval=watch_interval)
         self._tickets: dict[Any, Ticket] = {}
@@ -371,8 +371,8 @@ class Engine:
                 else:  # its result was lost with its worker, its inputs alive: Dask
                     self._track(fut, ticket, spec)  # computes it again
                 continue
-            value, meta = res
-            return value, self._completed(ticket, meta, self.barrier.max_staleness)
+            self.launcher.release_later([fut])  # after the next launch: see release_later
+            return res[0], self._completed(ticket, res[1], self.barrier.max_staleness)
 
     async def _relaunch(self, ticket: Ticket, spec: TaskSpec) -> None:
         try:
@@ -475,10 +475,9 @@ class Engine:
                         futs[i].release()
                         futs[i] = self.launcher.launch([specs[i]])[0]
                         pool.add(futs[i])
-        finally:
-            for f in futs:  # a traceback must not keep these tasks alive
-                pool.discard(f)
-                f.release()
+        finally:  # released after the next launch (a traceback must not keep them alive)
+            pool.difference_update(futs)
+            self.launcher.release_later(futs)
 
     # -- full passes (objective, gradient, row norms) --------------------------------------
     async def amap_partitions(self, kernel: Callable, model: Any, kind: str, **kwargs) -> list:
@@ -576,6 +575,7 @@ class Engine:
         passes = list(self._passes)
         self._passes.clear()
         await _cancel_quietly(self.client, passes)  # finished ones: their gather releases them
+        self.launcher.flush_releases()
         self.broadcaster.release()
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ annotations)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +72,21 @@ class Launcher:
         self._n_keys = itertools.count()
         #: dask annotations every task gets (e.g. the ``distributed.span`` of the run)
         self.annotations: dict[str, Any] = dict(dask.get_annotations())
+        self._to_release: list[Any] = []
+
+    def release_later(self, futures: Iterable[Any]) -> None:
+        """Release ``futures`` right after the next :meth:`launch` (or
+        :meth:`flush_releases`). The client batches its messages to the scheduler, one
+        send per window (10 ms for a client in the distributed releases supported): a
+        release sent just before a launch would hold the launch back until the window
+        ends, so the launch goes first."""
+        self._to_release.extend(futures)
+
+    def flush_releases(self) -> None:
+        """Release now what :meth:`release_later` holds."""
+        held, self._to_release = self._to_release, []
+        for f in held:
+            f.release()
 
     def set_parts(self, parts: Sequence[Any]) -> None:
         self.parts = list(parts)
@@ -93,7 +108,7 @@ class Launcher:
             s.part = self.parts[s.partition]
             s.siblings = group
         with dask.annotate(**self.annotations) if self.annotations else nullcontext():
-            return self.client.map(
+            futures = self.client.map(
                 run_task,
                 [s.kernel for s in specs],
                 [s.part for s in specs],
@@ -108,6 +123,8 @@ class Launcher:
                 priority=first.priority,
                 batch_size=None,
             )
+        self.flush_releases()
+        return futures
 
     def damaged(self, specs: Sequence[TaskSpec]) -> bool:
         """Whether a block or model version one of ``specs`` was launched with is gone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,16 +112,31 @@ class ProcessCluster:
     def __init__(self, log_dir: Path, *, extra: Sequence[str] = ()) -> None:
         self.log_dir = log_dir
         self.extra = list(extra)  # e.g. TLS options for scheduler and workers
-        self.port = free_port()
         self.protocol = "tls" if any(a.startswith("--tls") for a in self.extra) else "tcp"
-        self.address = f"{self.protocol}://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # the scheduler picks its own port and writes its address to a file: a port chosen
+        # here first could be taken by another process before the scheduler binds it
+        info = log_dir / f"scheduler-{uuid.uuid4().hex}.json"
         self.scheduler = self._spawn(
             "scheduler.log",
-            ["scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-             "--dashboard-address", ":0", "--protocol", self.protocol, *self.extra],
+            ["scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file",
+             str(info), "--dashboard-address", ":0", "--protocol", self.protocol,
+             *self.extra],
         )
         self.workers: dict[str, subprocess.Popen] = {}
+        self.address = self._wait_for_address(info)
+
+    def _wait_for_address(self, info: Path, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return json.loads(info.read_text())["address"]
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                pass
+            if self.scheduler.poll() is not None or time.monotonic() > deadline:
+                log = (self.log_dir / "scheduler.log").read_text()[-3000:]
+                raise RuntimeError(f"the scheduler did not start:\n{log}")
+            time.sleep(0.05)
 
     def _spawn(self, log: str, args: list[str]) -> subprocess.Popen:
         return subprocess.Popen(

@@ -75,18 +75,25 @@ class _Cluster:
     """A ``dask scheduler`` and ``dask worker`` processes (no nanny) on 127.0.0.1."""
 
     def __init__(self, workers: int, log: Path) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.address = f"tcp://127.0.0.1:{self.port}"
         self.log, self.procs, self.bin = log, {}, Path(sys.executable).parent / "dask"
+        # the scheduler picks its port and writes its address to a file (a port picked
+        # here first could be taken by another process before the scheduler binds it)
+        info = log / "scheduler.json"
+        info.unlink(missing_ok=True)
         self.scheduler = self._spawn("scheduler", ["scheduler", "--host", "127.0.0.1",
-                                                   "--port", str(self.port),
+                                                   "--port", "0", "--scheduler-file", str(info),
                                                    "--dashboard-address", ":0"])
+        self.address = self._address(info)
         for i in range(workers):
             self.add(f"w{i}")
+
+    def _address(self, info: Path, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while not info.exists() or not info.read_text().strip().endswith("}"):
+            if self.scheduler.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the scheduler did not start: see {self.log}/scheduler.log")
+            time.sleep(0.05)
+        return json.loads(info.read_text())["address"]
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         return subprocess.Popen([str(self.bin), *args], stdout=open(self.log / f"{name}.log", "w"),

@@ -365,14 +365,16 @@ def test_closed_client_is_refused(cluster):
 
 
 def test_unreachable_scheduler_address_is_named():
-    from conftest import free_port
+    import socket
 
     from daskasync.clusters import cluster_client
 
-    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
-    with pytest.raises(ValueError, match=f"scheduler: cannot connect to '{address}'"):
-        with cluster_client(address, 1, 1, timeout="2s"):
-            pass
+    with socket.socket() as held:  # bound, never listening: refused, and no one can take it
+        held.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{held.getsockname()[1]}"
+        with pytest.raises(ValueError, match=f"scheduler: cannot connect to '{address}'"):
+            with cluster_client(address, 1, 1, timeout="2s"):
+                pass
 
 
 def test_the_scheduler_check_sees_a_late_failure(ctx):

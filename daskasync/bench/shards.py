@@ -80,9 +80,9 @@ class _Cluster:
         # here first could be taken by another process before the scheduler binds it)
         info = log / "scheduler.json"
         info.unlink(missing_ok=True)
-        self.scheduler = self._spawn("scheduler", ["scheduler", "--host", "127.0.0.1",
-                                                   "--port", "0", "--scheduler-file", str(info),
-                                                   "--dashboard-address", ":0"])
+        self.scheduler_process = self._spawn(
+            "scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0",
+                          "--scheduler-file", str(info), "--dashboard-address", ":0"])
         self.address = self._address(info)
         for i in range(workers):
             self.add(f"w{i}")
@@ -90,7 +90,7 @@ class _Cluster:
     def _address(self, info: Path, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         while not info.exists() or not info.read_text().strip().endswith("}"):
-            if self.scheduler.poll() is not None or time.monotonic() > deadline:
+            if self.scheduler_process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the scheduler did not start: see {self.log}/scheduler.log")
             time.sleep(0.05)
         return json.loads(info.read_text())["address"]
@@ -109,10 +109,10 @@ class _Cluster:
         self.procs[name].wait()
 
     def close(self) -> None:
-        for p in [*self.procs.values(), self.scheduler]:
+        for p in [*self.procs.values(), self.scheduler_process]:
             if p.poll() is None:
                 p.terminate()
-        for p in [*self.procs.values(), self.scheduler]:
+        for p in [*self.procs.values(), self.scheduler_process]:
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -3,6 +3,7 @@ and files that must never execute anything."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import numpy as np
@@ -65,15 +66,30 @@ def test_everything_runs_on_a_tls_cluster(tls_cluster, xy, client):
     assert np.array_equal(secure.theta, plain.theta)
 
 
+def _connect(address: str, security: Security | None = None) -> None:
+    """Connect an asynchronous client and close it, in one event loop of this thread (a
+    synchronous client starts a loop thread per attempt, which distributed gives 10 s to
+    start: a loaded machine failed that once)."""
+    async def main():
+        client = Client(address, security=security, timeout="5s", asynchronous=True)
+        try:
+            await client
+        finally:
+            await client.close()  # also after a refusal, while its loop still runs
+
+    asyncio.run(main())
+
+
 def test_a_client_without_the_credentials_is_refused(tls_cluster, tmp_path):
     address, _ = tls_cluster
     with pytest.raises((OSError, TypeError)):  # no TLS context at all
-        Client(address, timeout="5s")
+        _connect(address)
     stranger = Security.temporary()  # a certificate from another authority
     with pytest.raises(OSError):
-        Client(address, security=stranger, timeout="5s")
+        _connect(address, stranger)
     with pytest.raises(OSError):  # plain TCP to the TLS port
-        Client(address.replace("tls://", "tcp://"), timeout="5s")
+        _connect(address.replace("tls://", "tcp://"))
+    _connect(address, tls_cluster[1])  # the right credentials connect
 
 
 class _Exploit:

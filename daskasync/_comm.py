@@ -84,21 +84,22 @@ async def awho_has(client: Client, futures: Iterable[Future]) -> dict[str, list[
     return {str(k): list(v) for k, v in who.items()}
 
 
-def who_has_live(client: Client, futures: list[Future], attempts: int = 5) -> Any:
+def who_has_live(client: Client, futures: list[Future]) -> Any:
     """:meth:`distributed.Client.who_has` of the futures not cancelled (key -> workers
     holding it). One the scheduler cancels between the look and the call (its worker died
     with the only copy: "already forgotten") makes ``who_has`` raise
-    :class:`concurrent.futures.CancelledError`; the call is then made again without it."""
-    for attempt in range(attempts):
+    :class:`concurrent.futures.CancelledError`; the call is then made again without it.
+    ``who_has`` raises only for a future that reads as cancelled, so each failed call
+    leaves at least one more out: at most ``len(futures) + 1`` calls."""
+    while True:
         live = [f for f in futures if not f.cancelled()]
         if not live:
             return {}
         try:
             return client.who_has(live)
         except CancelledError:
-            if attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
+            if all(not f.cancelled() for f in live):
+                raise  # not the race: nothing new was cancelled
 
 
 async def arunning_workers(client: Client) -> dict[str, int]:

@@ -19,6 +19,7 @@ window through :meth:`Broadcaster.ref`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import methodcaller
 from typing import Any
 
 import numpy as np
@@ -87,7 +88,7 @@ class Broadcaster:
         self._retired_futures: dict[int, Any] = {}
         #: how a version leaving the window is released on the cluster (the engine defers
         #: it to its next launch: :meth:`Launcher.release_later`)
-        self.release_future: Callable[[Any], None] = _release
+        self.release_future: Callable[[Any], None] = methodcaller("release")
 
     # -- driver side -----------------------------------------------------------------------
     def publish(self, model: np.ndarray | tuple[np.ndarray, ...]) -> int:
@@ -259,7 +260,3 @@ class Broadcaster:
             fut.release()
         self._futures.clear()
         self._retired_futures.clear()
-
-
-def _release(future: Any) -> None:
-    future.release()

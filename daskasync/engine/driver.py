@@ -174,7 +174,7 @@ class Engine:
                                        name=self.run_id)
         self.launcher = Launcher(self.client, data.parts, seed=self.seed, name=name,
                                  run_id=self.run_id)
-        self.broadcaster.release_future = lambda f: self.launcher.release_later([f])
+        self.broadcaster.release_future = self.launcher.release_later
         self.recovery = Recovery(data, self.launcher, self.broadcaster,
                                  max_recoveries=max_recoveries, watch_interval=watch_interval)
         self._tickets: dict[Any, Ticket] = {}
@@ -371,7 +371,7 @@ class Engine:
                 else:  # its result was lost with its worker, its inputs alive: Dask
                     self._track(fut, ticket, spec)  # computes it again
                 continue
-            self.launcher.release_later([fut])  # after the next launch: see release_later
+            self.launcher.release_later(fut)  # after the next launch: see release_later
             return res[0], self._completed(ticket, res[1], self.barrier.max_staleness)
 
     async def _relaunch(self, ticket: Ticket, spec: TaskSpec) -> None:
@@ -477,7 +477,7 @@ class Engine:
                         pool.add(futs[i])
         finally:  # released after the next launch (a traceback must not keep them alive)
             pool.difference_update(futs)
-            self.launcher.release_later(futs)
+            self.launcher.release_later(*futs)
 
     # -- full passes (objective, gradient, row norms) --------------------------------------
     async def amap_partitions(self, kernel: Callable, model: Any, kind: str, **kwargs) -> list:

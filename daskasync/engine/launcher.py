@@ -6,7 +6,7 @@ annotations)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,7 +74,7 @@ class Launcher:
         self.annotations: dict[str, Any] = dict(dask.get_annotations())
         self._to_release: list[Any] = []
 
-    def release_later(self, futures: Iterable[Any]) -> None:
+    def release_later(self, *futures: Any) -> None:
         """Release ``futures`` right after the next :meth:`launch` (or
         :meth:`flush_releases`). The client batches its messages to the scheduler, one
         send per window (10 ms for a client in the distributed releases supported): a

@@ -258,3 +258,44 @@ def test_proximal_grad_l2_forms(client, epsilon):
     assert prox.info["l2"] == "prox"
     assert prox.info["solver_kwargs"]["lamduh"] == rows.info["lamduh"] == pytest.approx(N * LAM)
     assert rows.objectives[-1] < rows.objectives[0] and np.isfinite(prox.objectives[-1])
+
+
+# --------------------------------------------------------------------------- #
+# dask-glm's lbfgs traced by its loss evaluations, in one run
+# --------------------------------------------------------------------------- #
+def test_dask_glm_lbfgs_is_traced_by_its_evaluations(client, epsilon):
+    """A point per loss evaluation of one run: the recorder leaves dask-glm's iterates as
+    they are (the coefficients of an untraced run with the same max_iter), and the trace
+    is the best objective evaluated so far."""
+    import dask.array as da
+    from dask_glm import algorithms, families, regularizers
+
+    from daskasync.bench.peers.common import quiet_warnings
+
+    data, X, y, w_star, f_star = epsilon
+    run = run_peer("dask-glm-lbfgs", data, lam=LAM, f_star=f_star, max_iter=6)
+    assert PEERS["dask-glm-lbfgs"].trace == "evaluations"
+    assert run.info["stopped"] == "solver_stopped"
+    evaluated = run.info["evaluated_objectives"]
+    assert run.iterations == run.info["evaluations"] == len(evaluated) == len(run.times) - 1
+    assert len(evaluated) >= 6  # at least one evaluation per iteration
+    f0 = evaluate_objective(data, np.zeros(D), lam=LAM)
+    assert run.objectives == np.minimum.accumulate([f0, *evaluated]).tolist()
+    _check_trace(run, f_star)
+
+    rows = tuple(int(m) for m in data.rows_per_partition)
+    Xd = da.from_array(X, chunks=(rows, D))
+    yd = da.from_array((y > 0).astype(float), chunks=(rows,))
+    with client.as_current(), quiet_warnings():
+        plain = algorithms.lbfgs(Xd, yd, family=families.Logistic, regularizer=regularizers.L2(),
+                                 lamduh=N * LAM, max_iter=6, tol=1e-12 * N, normalize=False)
+    np.testing.assert_allclose(run.coef, np.asarray(plain), rtol=1e-9, atol=1e-12)
+    assert evaluate_objective(data, run.coef, lam=LAM) == min(evaluated)
+
+
+def test_dask_glm_lbfgs_trace_stops_at_its_budget(client, epsilon):
+    data, *_, f_star = epsilon
+    run = run_peer("dask-glm-lbfgs", data, lam=LAM, time_budget=0.05, options={"tol": 0.0})
+    assert run.info["stopped"] == "time_budget"
+    assert run.info["evaluations"] >= 1 and max(run.times) < 0.05
+    _check_trace(run, f_star)

@@ -109,7 +109,8 @@ def run_peer_solver(
         "stop_reason": run.info.get("stopped"),
         "wall_time_s": float(run.times[-1]) if run.times else 0.0,
         "trace_method": run.info.get("trace"),
-        # the peers evaluate their objective between restarts or passes, clock stopped
+        # the peers evaluate their objective after the run (dask-glm lbfgs), between
+        # restarts or between passes, off the clock
         "stopping_checks_requested": False,
         "in_run_checks": 0,
     }

@@ -105,7 +105,8 @@ class Peer:
     module : str
         Module imported to run it.
     trace : str
-        ``"restart"`` (geometric ``max_iter`` schedule) or ``"passes"``.
+        ``"restart"`` (geometric ``max_iter`` schedule), ``"evaluations"`` (every loss
+        evaluation of one run) or ``"passes"``.
     losses : tuple of str
         Supported losses.
     fit_intercept : bool

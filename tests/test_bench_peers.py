@@ -5,6 +5,7 @@ nothing is left on the cluster."""
 from __future__ import annotations
 
 import gc
+import itertools
 import time
 
 import numpy as np
@@ -14,8 +15,10 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 
 from daskasync.bench.peers import PEERS, evaluate_objective, run_peer
+from daskasync.bench.peers.common import REFINE
 from daskasync.data import PartitionedData
 from daskasync.penalties import L2
+from daskasync.problem import relative_suboptimality
 from daskasync.reference import objective, reference_solution
 
 pytest.importorskip("dask_glm")
@@ -47,6 +50,23 @@ def _check_trace(run, f_star: float) -> np.ndarray:
     sub = run.relative_suboptimality(f_star)
     assert np.all(sub > -1e-9), sub  # nobody beats the reference optimum
     return sub
+
+
+def _check_crossings_bisected(run, f_star: float) -> None:
+    """Every power of ten the restart trace crosses lies between two runs at most one
+    iteration or an eighth of the shorter run's max_iter apart."""
+    sub = {r["max_iter"]: relative_suboptimality(r["objective"], f_star)
+           for r in run.info["runs"]}
+    ks = sorted(sub)
+    crossed = 0
+    for j in range(1, 13):
+        tau = 10.0**-j
+        if not sub[ks[0]] > tau >= min(sub.values()):
+            continue
+        crossed += 1
+        assert any(sub[lo] > tau >= sub[hi] and hi - lo <= max(1, lo // REFINE)
+                   for lo, hi in itertools.pairwise(ks)), (tau, sub)
+    assert crossed >= 3
 
 
 @pytest.fixture
@@ -215,7 +235,9 @@ def test_sklearn_reaches_f_star(client, cancer, solver, fit_intercept):
                    fit_intercept=fit_intercept, time_budget=20.0)
     assert run.info["C"] == pytest.approx(1.0)
     assert _check_trace(run, f_star)[-1] <= 1e-7
-    assert [r["max_iter"] for r in run.info["runs"]] == [2**k for k in range(len(run.times) - 1)]
+    doubling = [r["max_iter"] for r in run.info["runs"] if not r.get("refined")]
+    assert doubling == [2**k for k in range(len(doubling))]
+    _check_crossings_bisected(run, f_star)
     if fit_intercept:
         assert run.intercept == pytest.approx(theta[-1], abs=1e-3)
 

@@ -7,6 +7,7 @@ evaluated on the cluster (:func:`evaluate_objective`), the data as persisted das
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 import uuid
@@ -300,50 +301,94 @@ def quiet_warnings() -> Iterator[None]:
         yield
 
 
+#: refinement of a restart trace: a decade's crossing is bisected until the runs on either
+#: side of it are within one iteration or an eighth of the shorter one's ``max_iter``
+REFINE = 8
+#: the finest power of ten located (a run at or below ``f*`` crosses every one down to it)
+FINEST = 1e-12
+
+
+def _run(ctx: RunContext, fit: Fit, k: int) -> dict[str, Any]:
+    """``fit(k)`` timed on its own, with our objective at its result."""
+    t0 = time.perf_counter()
+    coef, intercept, n_iter = fit(k)
+    seconds = time.perf_counter() - t0
+    return {"max_iter": k, "iterations": n_iter, "seconds": seconds,
+            "objective": ctx.evaluate(coef, intercept), "coef": coef, "intercept": intercept}
+
+
+def _refine(ctx: RunContext, fit: Fit, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Extra runs bisecting, between each two consecutive runs of the schedule, the
+    ``max_iter`` at which the relative suboptimality first reaches each power of ten it
+    crosses there (to within :data:`REFINE`); the first of two runs on either side of a
+    crossing already reached it, so the doubling alone can overstate the time to a target
+    by up to twice."""
+    extra: dict[int, dict[str, Any]] = {}
+    for a, b in itertools.pairwise(runs):
+        ra = relative_suboptimality(a["objective"], ctx.f_star)
+        rb = max(relative_suboptimality(b["objective"], ctx.f_star), FINEST)
+        if not ra > rb or b["max_iter"] - a["max_iter"] <= 1:
+            continue
+        for j in range(math.floor(-math.log10(ra)) + 1, math.floor(-math.log10(rb)) + 1):
+            lo, hi = a["max_iter"], b["max_iter"]
+            while hi - lo > max(1, lo // REFINE):
+                mid = (lo + hi) // 2
+                if mid not in extra:
+                    extra[mid] = {**_run(ctx, fit, mid), "refined": True}
+                if relative_suboptimality(extra[mid]["objective"], ctx.f_star) <= 10.0**-j:
+                    hi = mid
+                else:
+                    lo = mid
+    return list(extra.values())
+
+
 def restart_trace(ctx: RunContext, fit: Fit, step_size: float | None,
-                   info: dict[str, Any]) -> PeerRun:
-    """Geometric ``max_iter`` schedule, each run from scratch and timed on its own.
+                  info: dict[str, Any]) -> PeerRun:
+    """Geometric ``max_iter`` schedule, each run from scratch and timed on its own; with
+    ``ctx.f_star``, each power of ten crossed between two runs is then located by
+    bisection (:func:`_refine`).
 
     ``fit(k)`` returns ``(coef, intercept, iterations or None)``.
     """
     cap = ctx.max_iter if ctx.max_iter is not None else MAX_ITER_CAP
     f0 = ctx.evaluate(np.zeros(ctx.d))
-    points: list[tuple[float, float]] = [(0.0, f0)]
     runs: list[dict[str, Any]] = []
     with quiet_warnings():
         t0 = time.perf_counter()
         fit(1)
         info["warmup_seconds"] = time.perf_counter() - t0
-        k, prev, reason = 1, None, "max_iter"
-        coef, intercept, iters = np.zeros(ctx.d), 0.0, 0
+        k, reason = 1, "max_iter"
         while True:
-            t0 = time.perf_counter()
-            coef, intercept, n_iter = fit(k)
-            seconds = time.perf_counter() - t0
-            f = ctx.evaluate(coef, intercept)
-            iters = k if n_iter is None else int(n_iter)
-            points.append((seconds, f))
-            runs.append({"max_iter": k, "iterations": n_iter, "seconds": seconds,
-                         "objective": f})
-            same = prev is not None and np.array_equal(coef, prev[0]) and intercept == prev[1]
-            if ctx.reached(f):
+            run = _run(ctx, fit, k)
+            prev = runs[-1] if runs else None
+            runs.append(run)
+            same = prev is not None and np.array_equal(run["coef"], prev["coef"]) \
+                and run["intercept"] == prev["intercept"]
+            if ctx.reached(run["objective"]):
                 reason = "target"
-            elif (n_iter is not None and n_iter < k) or same:
+            elif (run["iterations"] is not None and run["iterations"] < k) or same:
                 reason = "solver_stopped"
-            elif seconds >= ctx.time_budget:
+            elif run["seconds"] >= ctx.time_budget:
                 reason = "time_budget"
             elif k >= cap:
                 reason = "max_iter"
             else:
-                prev, k = (coef, intercept), min(2 * k, cap)
+                k = min(2 * k, cap)
                 continue
             break
-    times = np.maximum.accumulate([p[0] for p in points]).tolist()
-    info.update(trace="restart: max_iter = 1, 2, 4, ... from scratch, each run timed alone; "
-                      "times are the running maximum of the run lengths",
-                runs=runs, stopped=reason)
+        last = runs[-1]
+        if ctx.f_star is not None:
+            runs = sorted(runs + _refine(ctx, fit, runs), key=lambda r: r["max_iter"])
+    times = np.maximum.accumulate([0.0, *(r["seconds"] for r in runs)]).tolist()
+    info.update(trace="restart: max_iter = 1, 2, 4, ... from scratch, each run timed alone, "
+                      "each power of ten crossed between two runs bisected; times are the "
+                      "running maximum of the run lengths",
+                runs=[{k: v for k, v in r.items() if k not in ("coef", "intercept")}
+                      for r in runs],
+                stopped=reason)
     return PeerRun(
-        name=ctx.name, times=times, objectives=[p[1] for p in points],
-        coef=np.asarray(coef, dtype=float).ravel(), intercept=float(intercept),
-        iterations=iters, step_size=step_size, info=info,
+        name=ctx.name, times=times, objectives=[f0, *(r["objective"] for r in runs)],
+        coef=np.asarray(last["coef"], dtype=float).ravel(), intercept=float(last["intercept"]),
+        iterations=k if last["iterations"] is None else int(last["iterations"]),
+        step_size=step_size, info=info,
     )

@@ -60,6 +60,11 @@ def _workers_by_name(client: Client) -> dict[str, str]:
     return {w["name"]: a for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
 
 
+#: seconds a "*" kill waits for a block held by one worker only (distributed's active memory
+#: manager drops extra copies every 2 s by default)
+SOLE_WAIT = 6.0
+
+
 class Killer:
     """An ``At`` action: SIGKILL workers by name (``"*"``: the worker holding the most
     blocks no other worker holds), noting just before which partitions only the victims
@@ -77,6 +82,14 @@ class Killer:
         by_name = _workers_by_name(self.client)
         locations = self.data.locations()
         if names == ("*",):
+            # a task stolen by another worker copies its block there: wait (at most
+            # SOLE_WAIT) for the memory manager to drop such extra copies, so the victim
+            # holds a block no other worker holds and its death really loses one
+            deadline = time.monotonic() + SOLE_WAIT
+            while not any(len(hs) == 1 for hs in locations.values()) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+                locations = self.data.locations()
             sole = [hs[0] for hs in locations.values() if len(hs) == 1]
             names = (max(by_name, key=lambda n: (sole.count(by_name[n]), n)),)
         victims = {by_name[n] for n in names}

@@ -39,34 +39,37 @@ class EvaluationRecorder:
 
     ``beta`` is kept as dask-glm passes it (with a distributed client, a dask array over
     the version it scattered), so recording costs the run nothing; it is computed after
-    the run. dask-glm scatters under content-hashed keys, so the warm-up's points are held
-    until :meth:`close`: releasing its first point (``beta = 0``) while the next run
-    scatters the same key again would race on the scheduler and lose that key."""
+    the run. dask-glm scatters under content-hashed keys, so an earlier run's points are
+    held until :meth:`close`: releasing the warm-up's first point (``beta = 0``) while the
+    next run scatters the same key again would race on the scheduler and lose that key."""
 
     def __init__(self, base: Any) -> None:
         self.base = base
-        self.points: list[tuple[float, Any]] = []
-        self._held: list[tuple[float, Any]] = []
+        self.recorded: list[tuple[float, Any]] = []  #: every run's points, in order
+        self.first = 0  #: where the current run's points start in ``recorded``
         self.budget = math.inf
         self.t0 = time.perf_counter()
 
+    @property
+    def points(self) -> list[tuple[float, Any]]:
+        """The current run's ``(seconds, beta)``."""
+        return self.recorded[self.first:]
+
     def start(self, budget: float = math.inf) -> None:
-        """Start the clock of a run of ``budget`` seconds; the points so far are set
-        aside (held until :meth:`close`)."""
-        self._held += self.points
-        self.points = []
+        """Start the clock of a run of ``budget`` seconds (earlier points are kept)."""
+        self.first = len(self.recorded)
         self.budget = float(budget)
         self.t0 = time.perf_counter()
 
     def close(self) -> None:
         """Drop every point (which releases the versions they hold on the cluster)."""
-        self.points, self._held = [], []
+        self.recorded, self.first = [], 0
 
     def pointwise_loss(self, beta: Any, X: Any, y: Any) -> Any:
         seconds = time.perf_counter() - self.t0
         if seconds >= self.budget:
             raise OutOfTime
-        self.points.append((seconds, beta))
+        self.recorded.append((seconds, beta))
         return self.base.pointwise_loss(beta, X, y)
 
     def pointwise_gradient(self, beta: Any, X: Any, y: Any) -> Any:
@@ -90,10 +93,10 @@ def evaluation_trace(ctx: RunContext, fit: Callable[[int], Any], recorder: Evalu
             reason = "solver_stopped"
         except OutOfTime:
             reason = "time_budget"
-    times = [t for t, _ in recorder.points]
+    points = recorder.points
     try:
         with ctx.client.as_current():
-            betas = dask.compute(*(b for _, b in recorder.points))
+            betas = dask.compute(*(b for _, b in points))
     finally:
         recorder.close()
     coefs = [np.asarray(b, dtype=float).ravel() for b in betas]
@@ -104,7 +107,7 @@ def evaluation_trace(ctx: RunContext, fit: Callable[[int], Any], recorder: Evalu
                       "included) at the time it started, with the best objective so far",
                 evaluations=len(evaluated), evaluated_objectives=evaluated, stopped=reason)
     return PeerRun(
-        name=ctx.name, times=[0.0, *times], objectives=best.tolist(),
+        name=ctx.name, times=[0.0, *(t for t, _ in points)], objectives=best.tolist(),
         coef=coefs[k] if evaluated else np.zeros(ctx.d), intercept=0.0,
         iterations=len(evaluated), step_size=None, info=info,
     )

@@ -75,6 +75,33 @@ class Problem:
         moved = self.prox(theta - g, 1.0)
         return float(np.abs(theta - moved).max())
 
+    def hessian_diagonal_bound(self, col_sq_mean: np.ndarray) -> np.ndarray:
+        """The diagonal of ``c X'X / n + lambda I`` (with ``c`` the loss's curvature bound
+        and ``lambda`` the smooth penalty's strength), shaped like ``theta``: the
+        Hessian's diagonal at ``theta = 0`` for the logistic and squared losses, an
+        upper bound of it elsewhere; the intercept's entry is ``c``.
+
+        ``col_sq_mean`` is the mean of every column's squared value. Entries that are 0
+        (a column of zeros without a penalty: its gradient is always 0) are set to the
+        smallest positive entry, so the diagonal can be inverted.
+
+        Examples
+        --------
+        >>> from daskasync.losses import LogisticLoss
+        >>> from daskasync.penalties import L2
+        >>> p = Problem(LogisticLoss(), L2(0.5), True, n=4, d=2)
+        >>> p.hessian_diagonal_bound(np.array([4.0, 0.0])).tolist()
+        [1.5, 0.5, 0.25]
+        """
+        c = self.loss.curvature
+        diag = np.empty(self.dim)
+        diag[: self.d] = c * np.asarray(col_sq_mean, dtype=np.float64) + self.penalty.smooth_strength
+        if self.fit_intercept:
+            diag[-1] = c
+        positive = diag[diag > 0]
+        diag[diag <= 0] = positive.min() if len(positive) else 1.0
+        return np.broadcast_to(diag, self.shape).copy()
+
     @property
     def kernel_kwargs(self) -> dict:
         """What the evaluation kernels need to know of the problem."""

@@ -23,6 +23,12 @@ def test_solver_specs_are_parsed_with_typed_options():
     s = parse_solver("asgd[barrier=quorum,beta=0.7,staleness_aware=true]")
     assert (s.name, s.kind) == ("asgd", "daskasync")
     assert s.options == {"barrier": "quorum", "beta": 0.7, "staleness_aware": True}
+    assert s.minimize_options() == s.options
+    own = parse_solver("albfgs[precondition=jacobi,memory=5,window=4]")  # the solver's own
+    assert own.minimize_options() == {
+        "window": 4, "solver_options": {"precondition": "jacobi", "memory": 5}}
+    with pytest.raises(ValueError, match="'precondition'$"):
+        parse_solver("asaga[precondition=jacobi]")
     assert parse_solver("dask-ml-sgd[learning_rate=constant,eta0=0.1]").options == {
         "learning_rate": "constant", "eta0": 0.1}
 
@@ -164,6 +170,20 @@ def test_the_bench_command_on_an_existing_scheduler(client, tmp_path, capsys):
     assert "asgd vs best synchronous at 0.1: " in printed
     saved = json.loads((tmp_path / "o" / "results.json").read_text())
     assert saved["overhead"] is None and set(saved["solvers"]) == {"asgd", "sklearn-saga"}
+
+
+def test_the_precondition_race_counts_passes_to_each_target(client):
+    """Features scaled by ``(k + 1) ** -1`` (epsilon-like, ``decay=2``): the Jacobi
+    preconditioner needs fewer passes; its column pass is counted."""
+    from daskasync.bench.precondition import precondition_race
+
+    rows = precondition_race(client, ["epsilon"], n=4000, d=30, partitions=4,
+                             params={"decay": 2.0}, max_updates=300)
+    by = {r["precondition"]: r for r in rows}
+    assert set(by) == {"none", "jacobi"} and by["none"]["f_star"] == by["jacobi"]["f_star"]
+    none, jacobi = by["none"]["passes"]["1e-06"], by["jacobi"]["passes"]["1e-06"]
+    assert jacobi is not None and none is not None and 2 <= jacobi < none
+    assert by["jacobi"]["seconds"]["1e-06"] > 0
 
 
 def test_driver_cost_is_measured_for_each_n(client):

@@ -23,7 +23,8 @@ from daskasync.solvers.albfgs import (
     _Move,
     stragglers,
 )
-from daskasync.solvers.lbfgs_common import CurvatureMemory, armijo
+from daskasync.solvers.lbfgs_common import CurvatureMemory, LbfgsOptions, armijo
+from daskasync.tasks import column_sq_kernel
 
 
 # --------------------------------------------------------------------------- cluster-free
@@ -42,6 +43,58 @@ def test_two_loop_recursion_inverts_a_quadratic_with_exact_pairs():
     np.testing.assert_allclose(x, np.linalg.solve(A, np.ones(6)), atol=1e-8)
     assert not mem.push(np.ones(6), -np.ones(6))  # negative curvature is refused
     assert len(mem) == 6
+
+
+def _two_loop(pairs, g, scale):
+    """The two-loop recursion as Nocedal and Wright write it (Algorithm 7.4), in numpy."""
+    q, alphas = g.copy(), []
+    for s, y in reversed(pairs):
+        alphas.append((s @ q) / (s @ y))
+        q = q - alphas[-1] * y
+    s, y = pairs[-1]
+    r = (s @ y) / (y @ (scale * y)) * scale * q
+    for (s, y), a in zip(pairs, reversed(alphas), strict=True):
+        r = r + (a - (y @ r) / (s @ y)) * s
+    return -r
+
+
+@pytest.mark.parametrize("shape", [(40,), (3, 14)])
+def test_the_scaled_two_loop_is_lbfgs_on_rescaled_variables(shape):
+    """With ``scale = P`` the direction equals the textbook recursion with ``H0 = gamma P``,
+    and equals plain L-BFGS run on ``u = P^(-1/2) theta`` (pairs ``P^(-1/2) s``,
+    ``P^(1/2) y``, gradient ``P^(1/2) g``), mapped back; for a (K, d) model too."""
+    rng = np.random.default_rng(1)
+    P = np.exp(rng.normal(scale=3.0, size=shape))  # scales over many orders of magnitude
+    pairs = []
+    for _ in range(5):
+        s = rng.normal(size=shape)
+        pairs.append((s, s / P + 0.1 * rng.normal(size=shape) * np.abs(s)))
+    g = rng.normal(size=shape)
+    scaled, plain = CurvatureMemory(4, scale=P), CurvatureMemory(4)
+    for s, y in pairs:
+        assert scaled.push(s, y) and plain.push(s / np.sqrt(P), y * np.sqrt(P))
+    d = scaled.direction(g)
+    assert d.shape == shape
+    flat = [(s.ravel(), y.ravel()) for s, y in pairs[1:]]
+    np.testing.assert_allclose(d.ravel(), _two_loop(flat, g.ravel(), P.ravel()), rtol=1e-10)
+    np.testing.assert_allclose(d, np.sqrt(P) * plain.direction(np.sqrt(P) * g), rtol=1e-10)
+    np.testing.assert_allclose(CurvatureMemory(4, scale=P).direction(g), -P * g)
+    with pytest.raises(ValueError, match="precondition"):
+        LbfgsOptions(precondition="diagonal")
+
+
+def test_the_hessian_diagonal_bound_per_feature_loss_and_intercept():
+    X = np.array([[3.0, 0.0, 1.0], [1.0, 0.0, -2.0]])
+    sums = column_sq_kernel((X, np.zeros(2)))
+    assert sums.tolist() == [10.0, 0.0, 5.0]
+    import scipy.sparse as sp
+    for block in (sp.csr_matrix(X), sp.csc_matrix(X.astype(np.float32))):
+        np.testing.assert_array_equal(column_sq_kernel((block, np.zeros(2))), sums)
+    prob = Problem(SquaredLoss(), L2(0.5), True, n=2, d=3)
+    assert prob.hessian_diagonal_bound(sums / 2).tolist() == [5.5, 0.5, 3.0, 1.0]
+    multi = Problem(da.losses.MultinomialLoss(), L2(0.0), False, n=2, d=3, n_outputs=2)
+    D = multi.hessian_diagonal_bound(sums / 2)  # curvature 1/2; the zero column made 1.25
+    np.testing.assert_array_equal(D, [[2.5, 1.25, 1.25]] * 2)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -156,6 +209,27 @@ def test_defaults_reach_1e_8_and_sklearns_coefficients(client4, name, solver):
     assert (res.objective - f_ref) / f_ref < 1e-8
     assert np.linalg.norm(res.coef - w_ref) / np.linalg.norm(w_ref) < 1e-5
     data.release()
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "albfgs"])
+def test_jacobi_iterates_do_not_depend_on_the_features_scales(client, solver):
+    """``precondition="jacobi"``: fitting ``X diag(D)`` gives ``coef / D`` of fitting ``X``
+    at every iterate (without a penalty, whose norm is not scale-free), where the plain
+    initial scaling is thrown off by the scales."""
+    X, y = da.make_epsilon_like(n=4000, d=12, seed=3, noise=0.5)
+    D = 10.0 ** np.random.default_rng(0).uniform(-2, 2, size=12)
+    fits = {}
+    for pre in ("jacobi", "none"):
+        for name, Z in (("X", X), ("XD", X * D)):
+            data = da.PartitionedData.from_arrays(Z, y, n_partitions=4, client=client)
+            fits[pre, name] = da.minimize(data, solver=solver, penalty="none",
+                                          max_updates=8, solver_options={"precondition": pre})
+            data.release()
+    np.testing.assert_allclose(fits["jacobi", "XD"].coef * D, fits["jacobi", "X"].coef,
+                               rtol=1e-6)
+    assert fits["jacobi", "XD"].objective == pytest.approx(fits["jacobi", "X"].objective,
+                                                           rel=1e-12)
+    assert fits["none", "XD"].objective - fits["jacobi", "XD"].objective > 1e-3
 
 
 @pytest.mark.parametrize("solver", ["albfgs", "lbfgs"])

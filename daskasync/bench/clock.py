@@ -163,7 +163,7 @@ def measure_check_cost(
     """
     check("updates", updates, Interval("int", 1))
     n = min(CHECK_COST_UPDATES, int(updates))
-    opts = dict(spec.options)
+    opts = spec.minimize_options()
     if step_size is not None:
         opts["step_size"] = step_size
     if straggler is not None and avg_task_time is not None:

@@ -35,7 +35,7 @@ def calibrate_task_time(
     updates = 5 if SOLVERS[spec.name].synchronous else 5 * P  # the engine's 5 P warm-up tasks
     res = minimize(
         data, solver=spec.name, loss=loss, penalty="l2", lam=lam, max_updates=updates,
-        seed=seed, record_objective=False, record_every=10**9, **dict(spec.options),
+        seed=seed, record_objective=False, record_every=10**9, **spec.minimize_options(),
     )
     return float(res.settings["avg_task_time"])
 
@@ -56,7 +56,7 @@ def run_daskasync(
     inside the clock all the same (a solver's own;
     :func:`~daskasync.bench.clock.in_run_passes`), ``None`` without a ``counter``
     (:func:`~daskasync.bench.clock.count_passes`)."""
-    opts = dict(spec.options)
+    opts = spec.minimize_options()
     if step_size is not None:
         opts["step_size"] = step_size
     if straggler is not None and avg_task_time is not None:

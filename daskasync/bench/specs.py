@@ -11,6 +11,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,21 @@ class BenchSolver:
     name: str
     kind: str  # "daskasync" or "peer"
     options: Mapping[str, Any]
+
+    def minimize_options(self) -> dict[str, Any]:
+        """The options as :func:`daskasync.minimize` takes them: the solver's own options
+        (e.g. ``memory``, ``precondition``) go into ``solver_options``.
+
+        Examples
+        --------
+        >>> parse_solver("lbfgs[precondition=jacobi,window=4]").minimize_options()
+        {'window': 4, 'solver_options': {'precondition': 'jacobi'}}
+        """
+        opts = {k: v for k, v in self.options.items() if k in SOLVER_OPTIONS}
+        own = {k: v for k, v in self.options.items() if k not in SOLVER_OPTIONS}
+        if own:
+            opts["solver_options"] = own
+        return opts
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,11 @@ def _value(text: str) -> Any:
     return text
 
 
+def _own_options(cls: type) -> tuple[str, ...]:
+    """The names of a solver's own options (its ``Options`` dataclass's fields)."""
+    return tuple(f.name for f in dataclasses.fields(cls.Options))
+
+
 def parse_solver(spec: str) -> BenchSolver:
     """Parse ``"name"`` or ``"name[key=value,...]"``.
 
@@ -157,7 +178,8 @@ def parse_solver(spec: str) -> BenchSolver:
         key, val = item.split("=", 1)
         key = key.strip()
         if kind == "daskasync":
-            check(f"solvers: an option of {spec!r}", key, Options(*SOLVER_OPTIONS))
+            check(f"solvers: an option of {spec!r}", key,
+                  Options(*dict.fromkeys((*SOLVER_OPTIONS, *_own_options(SOLVERS[name])))))
         options[key] = _value(val)
     return BenchSolver(spec.strip(), name, kind, options)
 

@@ -61,8 +61,8 @@ from ..engine.barriers import Barrier
 from ..problem import RowStats
 from ..tasks import eval_kernel
 from .base import RunContext, Solver, apply_update
-from .lbfgs import LbfgsState
-from .lbfgs_common import CurvatureMemory, LbfgsOptions, armijo, first_step
+from .lbfgs import LbfgsState, initial_scale
+from .lbfgs_common import CurvatureMemory, LbfgsOptions, PairsInState, armijo, first_step
 
 __all__ = ["ALBFGS", "AlbfgsOptions", "AlbfgsState", "GradientPath", "PartitionGradients",
            "late_after", "stragglers"]
@@ -292,11 +292,12 @@ class _Iteration:
         return sum(self.path_parts[p] for p in sorted(self.path_parts)) / self.path_rows
 
 
-class ALBFGS(Solver):
+class ALBFGS(PairsInState, Solver):
     """Asynchronous L-BFGS on aggregated, delay-compensated partition gradients (see the
     module description).
 
-    Options: ``memory`` (10), ``quorum`` (0.5), ``patience`` (1.5), ``compensate``
+    Options: ``memory`` (10), ``precondition`` (``"none"``), ``quorum`` (0.5),
+    ``patience`` (1.5), ``compensate``
     (True); the step size is the trial step (``"auto"``: 1).
     """
 
@@ -326,8 +327,8 @@ class ALBFGS(Solver):
         self._verify = False  # the next iteration waits for every partition
         table = PartitionGradients(P, theta.shape)
         path = GradientPath(theta.shape)
-        memory = CurvatureMemory(self.options.memory)
-        memory.load(self.state.s, self.state.y)
+        memory = self._attach(CurvatureMemory(self.options.memory,
+                                              await initial_scale(ctx, self.options)))
         ctx.monitor.record(theta, force=True)
         it = _Iteration(engine.publish(theta), theta.copy(), -1)
         path.start(it.version)
@@ -513,22 +514,21 @@ class ALBFGS(Solver):
                 path.extend(it.version, move.v_ref, 0.0)
             if not self._look_back(ctx, table, path, it, move):
                 half = replace(move, a=0.5 * move.a)
-                self.state = replace(self.state, retreats=self.state.retreats + 1,
-                                     fresh_sum=self.state.fresh_sum + fresh)
+                self._state = replace(self._state, retreats=self._state.retreats + 1,
+                                      fresh_sum=self._state.fresh_sum + fresh)
                 return half, half.x_ref + half.a * half.d
             if measured is not None:
                 y = path.shift(move.v_ref, it.version) + (problem.smooth_gradient(it.x)
                                                            - problem.smooth_gradient(move.x_ref))
                 memory.push(it.x - move.x_ref, y)
-                s_arr, y_arr = memory.arrays()
-                self.state = replace(self.state, s=s_arr, y=y_arr)
         grad = self._aggregate(ctx, table, path, it)
         d = memory.direction(grad)
         slope = float(np.vdot(grad, d))
-        if not slope < 0:
+        if not slope < 0:  # not a descent direction: restart from the scaled gradient
             memory.reset()
-            d, slope = -grad, -float(np.vdot(grad, grad))
-        a = ctx.schedule(ctx.engine.clock) * (1.0 if len(memory) else first_step(grad))
-        self.state = replace(self.state, steps=self.state.steps + 1,
-                             fresh_sum=self.state.fresh_sum + fresh)
+            d = memory.direction(grad)
+            slope = float(np.vdot(grad, d))
+        a = ctx.schedule(ctx.engine.clock) * (1.0 if len(memory) else first_step(slope))
+        self._state = replace(self._state, steps=self._state.steps + 1,
+                              fresh_sum=self._state.fresh_sum + fresh)
         return _Move(it.x, it.version, d, a, slope), it.x + a * d

@@ -17,11 +17,11 @@ import numpy as np
 
 from ..engine.barriers import Barrier
 from ..problem import Problem, RowStats
-from ..tasks import eval_kernel
+from ..tasks import column_sq_kernel, eval_kernel
 from .base import RunContext, Solver, SolverState, apply_update
-from .lbfgs_common import CurvatureMemory, LbfgsOptions, armijo, first_step
+from .lbfgs_common import CurvatureMemory, LbfgsOptions, PairsInState, armijo, first_step
 
-__all__ = ["LBFGS", "LbfgsState", "MAX_HALVINGS"]
+__all__ = ["LBFGS", "LbfgsState", "MAX_HALVINGS", "initial_scale"]
 
 #: trial steps halved at most this many times in one iteration (then the run stops)
 MAX_HALVINGS = 40
@@ -46,10 +46,22 @@ def objective_and_gradient(problem: Problem, theta: np.ndarray, values: list) ->
     return problem.objective(loss_sum, theta), grad, loss_sum, grad_sum
 
 
-class LBFGS(Solver):
+async def initial_scale(ctx: RunContext, options: LbfgsOptions) -> np.ndarray | None:
+    """The diagonal initial inverse Hessian ``options.precondition`` asks for: the inverse
+    of the problem's Hessian diagonal bound (``"jacobi"``, from one pass over the data
+    computing every column's squared values), or None (``"none"``)."""
+    if options.precondition == "none":
+        return None
+    sums = await ctx.engine.amap_partitions(column_sq_kernel, None, "colnorm")
+    col_sq_mean = np.sum(sums, axis=0) / ctx.problem.n
+    return 1.0 / ctx.problem.hessian_diagonal_bound(col_sq_mean)
+
+
+class LBFGS(PairsInState, Solver):
     """Synchronous L-BFGS with an Armijo backtracking line search.
 
-    Options: ``memory`` (curvature pairs, default 10). The step size is the trial step of
+    Options: ``memory`` (curvature pairs, default 10), ``precondition`` (``"none"``, see
+    :class:`~daskasync.solvers.lbfgs_common.LbfgsOptions`). The step size is the trial step of
     each iteration (``"auto"``: 1, the natural step of a quasi-Newton direction).
     """
 
@@ -75,17 +87,18 @@ class LBFGS(Solver):
 
     async def run(self, ctx: RunContext, theta: np.ndarray) -> np.ndarray:
         engine, monitor, problem = ctx.engine, ctx.monitor, ctx.problem
-        memory = CurvatureMemory(self.options.memory)
-        memory.load(self.state.s, self.state.y)
+        scale = await initial_scale(ctx, self.options)
+        memory = self._attach(CurvatureMemory(self.options.memory, scale))
         monitor.record(theta, force=True)
         f, g, _, _ = await self._evaluate(ctx, theta)
         while True:
             d = memory.direction(g)
             slope = float(np.vdot(g, d))
-            if not slope < 0:  # not a descent direction: restart from the gradient
+            if not slope < 0:  # not a descent direction: restart from the scaled gradient
                 memory.reset()
-                d, slope = -g, -float(np.vdot(g, g))
-            step = ctx.schedule(engine.clock) * (first_step(g) if not len(memory) else 1.0)
+                d = memory.direction(g)
+                slope = float(np.vdot(g, d))
+            step = ctx.schedule(engine.clock) * (first_step(slope) if not len(memory) else 1.0)
             for _ in range(MAX_HALVINGS):
                 trial = theta + step * d
                 f_t, g_t, loss_sum, grad_sum = await self._evaluate(ctx, trial)
@@ -99,6 +112,5 @@ class LBFGS(Solver):
             memory.push(trial - theta, g_t - g)
             theta[...] = trial
             f, g = f_t, g_t
-            self.state = LbfgsState(*memory.arrays())
             if apply_update(engine, monitor, theta, problem.n, step, (loss_sum, grad_sum)):
                 return theta

@@ -5,13 +5,15 @@ scaling, eq. 3.6a for the Armijo condition). Cluster-free."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+from scipy.linalg.blas import daxpy, ddot
 
-from ..constraints import Interval, check
+from ..constraints import Interval, Options, check
 
-__all__ = ["CurvatureMemory", "LbfgsOptions", "armijo", "first_step"]
+__all__ = ["CurvatureMemory", "LbfgsOptions", "PairsInState", "armijo", "first_step"]
 
 #: Armijo's sufficient-decrease constant (Nocedal and Wright's usual ``c1``)
 ARMIJO_C1 = 1e-4
@@ -21,17 +23,36 @@ CURVATURE_EPS = 1e-10
 
 @dataclass(frozen=True)
 class LbfgsOptions:
-    """Options of the L-BFGS solvers: ``memory``, the curvature pairs kept (scikit-learn's
-    and scipy's default 10)."""
+    """Options of the L-BFGS solvers.
+
+    ``memory``: the curvature pairs kept (scikit-learn's and scipy's default 10).
+
+    ``precondition``: the initial inverse Hessian. ``"none"`` (default): the identity
+    scaled by ``s'y / y'y``, as scikit-learn's and scipy's L-BFGS. ``"jacobi"``: the
+    inverse of :meth:`Problem.hessian_diagonal_bound
+    <daskasync.Problem.hessian_diagonal_bound>`, ``c mean_i x_ij^2 + lambda`` per
+    feature (one pass over the data at the start of a run), so that the iterates do not
+    depend on the features' scales, as if the features had been standardized. It pays
+    where the ill-conditioning comes from the features' scales (unscaled measurements,
+    tf-idf text with power-law term frequencies); where the features share a scale but
+    not a curvature (binary one-hot features: a rare feature seen only in
+    well-classified rows has far less curvature than ``c`` times its frequency) it
+    can take more iterations. See the user guide's measurements."""
 
     memory: int = 10
+    precondition: str = "none"
 
     def __post_init__(self) -> None:
         check("memory", self.memory, Interval("int", 1))
+        check("precondition", self.precondition, Options("jacobi", "none"))
 
 
 class CurvatureMemory:
-    """The last ``m`` curvature pairs ``(s, y)`` and the two-loop recursion.
+    """The last ``m`` curvature pairs ``(s, y)`` and the two-loop recursion, with an
+    optional diagonal initial inverse Hessian ``scale`` (positive, shaped like the model):
+    ``H0 = gamma diag(scale)`` with ``gamma = s'y / y' diag(scale) y`` of the newest pair,
+    which is L-BFGS run on the variables ``diag(scale)^(-1/2) theta`` (Nocedal and Wright
+    2006, sec. 7.2; Liu and Nocedal 1989, sec. 4, on diagonal scaling).
 
     Examples
     --------
@@ -46,8 +67,9 @@ class CurvatureMemory:
     [-0.0, -1.0]
     """
 
-    def __init__(self, m: int) -> None:
+    def __init__(self, m: int, scale: np.ndarray | None = None) -> None:
         self.m = int(m)
+        self.scale = None if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
         self.s: list[np.ndarray] = []
         self.y: list[np.ndarray] = []
         self.rho: list[float] = []
@@ -73,22 +95,30 @@ class CurvatureMemory:
         self.rho.clear()
 
     def direction(self, g: np.ndarray) -> np.ndarray:
-        """``-H g`` with ``H`` the L-BFGS inverse-Hessian approximation, scaled initially by
-        ``s'y / y'y`` of the newest pair (``-g`` without pairs)."""
-        q = np.array(g, dtype=np.float64)
+        """``-H g`` with ``H`` the L-BFGS inverse-Hessian approximation (``-scale * g``
+        without pairs).
+
+        The recursion runs in place on one copy of ``g`` with BLAS ``ddot``/``daxpy``: no
+        temporary of the model's size per pair."""
+        out = np.array(g, dtype=np.float64)
+        q = out.reshape(-1)  # a view: the model may be a (K, d) matrix
+        scale = None if self.scale is None else self.scale.reshape(-1)
+        flat = [(s.reshape(-1), y.reshape(-1), rho)
+                for s, y, rho in zip(self.s, self.y, self.rho, strict=True)]
         alphas = []
-        for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho),
-                             strict=True):
-            a = rho * float(np.vdot(s, q))
-            q -= a * y
+        for s, y, rho in reversed(flat):
+            a = rho * ddot(s, q)
+            q = daxpy(y, q, a=-a)
             alphas.append(a)
-        if self.s:
-            q *= float(np.vdot(self.s[-1], self.y[-1])) / float(np.vdot(self.y[-1], self.y[-1]))
-        for (s, y, rho), a in zip(zip(self.s, self.y, self.rho, strict=True),
-                                  reversed(alphas), strict=True):
-            b = rho * float(np.vdot(y, q))
-            q += (a - b) * s
-        return -q
+        if scale is not None:
+            q *= scale
+        if flat:
+            s, y, _ = flat[-1]
+            q *= ddot(s, y) / (ddot(y, y) if scale is None else ddot(y, scale * y))
+        for (s, y, rho), a in zip(flat, reversed(alphas), strict=True):
+            q = daxpy(s, q, a=a - rho * ddot(y, q))
+        q *= -1.0
+        return q.reshape(out.shape)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The pairs as two ``(k, ...)`` arrays (for a run's saved state)."""
@@ -105,11 +135,40 @@ class CurvatureMemory:
             self.push(si, yi)
 
 
-def first_step(g: np.ndarray) -> float:
-    """The trial step of the first iteration, along ``-g``: ``1 / |g|`` (capped at 1), so the
-    first move has unit length, as scipy's L-BFGS-B does."""
-    norm = float(np.linalg.norm(g))
-    return min(1.0, 1.0 / norm) if norm > 0 else 1.0
+class PairsInState:
+    """For the L-BFGS solvers: the state's curvature pairs (fields ``s`` and ``y``) are
+    read from the run's :class:`CurvatureMemory` when the state is read (a checkpoint, the
+    end of a run), not stacked at every iteration (``2 m`` model-sized copies each time).
+    Code inside the solver updates the other fields on ``self._state``."""
+
+    _memory: CurvatureMemory | None = None
+    _state: Any
+
+    @property
+    def state(self) -> Any:
+        if self._memory is None:
+            return self._state
+        s, y = self._memory.arrays()
+        return replace(self._state, s=s, y=y)
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._state = value
+
+    def _attach(self, memory: CurvatureMemory) -> CurvatureMemory:
+        """Fill ``memory`` from the state's pairs; from now on the state reads them from
+        it."""
+        self._memory = None
+        memory.load(self._state.s, self._state.y)
+        self._memory = memory
+        return memory
+
+
+def first_step(slope: float) -> float:
+    """The trial step of an iteration without curvature pairs, along ``d`` with slope
+    ``g'd < 0``: ``1 / sqrt(-g'd)`` capped at 1, a move of unit length in the metric of the
+    initial inverse Hessian (along ``-g``: ``1 / |g|``, as scipy's L-BFGS-B does)."""
+    return min(1.0, 1.0 / float(np.sqrt(-slope))) if slope < 0 else 1.0
 
 
 def armijo(f_new: float, f_old: float, step: float, slope: float) -> bool:

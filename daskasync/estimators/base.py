@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dask
@@ -58,6 +58,7 @@ _PARAMETER_CONSTRAINTS: dict[str, list] = {
     "tau": [Interval("int", 0), None],
     "step_size": [_POSITIVE, Options("auto")],
     "n_partitions": [Interval("int", 1), None],
+    "solver_options": [Instance(Mapping, "a dict of option names to values"), None],
     "client": [Instance(Client, "a distributed.Client"), None],
     "verbose": [Interval("int", 0)],
 }
@@ -97,6 +98,7 @@ class LinearModel(BaseEstimator):
         step_size: float | str = "auto",
         n_partitions: int | None = None,
         combine: str | float | None = None,
+        solver_options: dict[str, Any] | None = None,
         client: Client | None = None,
         verbose: int = 0,
     ) -> None:
@@ -114,6 +116,7 @@ class LinearModel(BaseEstimator):
         self.step_size = step_size
         self.n_partitions = n_partitions
         self.combine = combine
+        self.solver_options = solver_options
         self.client = client
         self.verbose = verbose
 
@@ -146,11 +149,13 @@ class LinearModel(BaseEstimator):
         penalty = self._penalty(n)
         problem = Problem(get_loss(loss), penalty, bool(self.fit_intercept), n, d, n_outputs)
         check_support(solver, problem)
-        solver.make_options(problem, 1, **self._solver_options())
+        solver.make_options(problem, 1, combine=self.combine, **(self.solver_options or {}))
         solver_barrier(solver, self.barrier, tau=self.tau)
 
     def _solver_options(self) -> dict[str, Any]:
-        return {"combine": self.combine}
+        """``minimize``'s arguments for the solver's options."""
+        own = dict(self.solver_options) if self.solver_options else None
+        return {"combine": self.combine, "solver_options": own}
 
     def _fraction(self) -> float:
         if self.batch_fraction == "auto":

@@ -64,6 +64,11 @@ class LogisticRegression(ClassifierMixin, LinearModel):
     combine : "average" or float, optional
         The weight of each partition's pass in the SAGA solvers (see
         :func:`daskasync.minimize`).
+    solver_options : dict, optional
+        The solver's own options, as :func:`daskasync.minimize` takes them: e.g.
+        ``{"precondition": "jacobi"}`` or ``{"memory": 20}`` for the L-BFGS solvers,
+        ``{"quorum": 0.7}`` for ``"albfgs"``; an option the solver does not take is
+        refused before any work.
     client : distributed.Client, optional
         Default: the current client; without one, a ``LocalCluster`` is started for each
         fit and closed afterwards.

@@ -37,7 +37,7 @@ class LbfgsOptions:
     tf-idf text with power-law term frequencies); where the features share a scale but
     not a curvature (binary one-hot features: a rare feature seen only in
     well-classified rows has far less curvature than ``c`` times its frequency) it
-    can take more iterations. See the user guide's measurements."""
+    can take more iterations (measured on the benchmarks page)."""
 
     memory: int = 10
     precondition: str = "none"

@@ -152,7 +152,8 @@ def _race_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> 
          "work", default=defaults["partitions"],
          **_typed("--partitions", int, CONSTRAINTS["partitions"]))
     _add(parser, "--solvers", f"solvers to race: daskasync's {', '.join(sorted(SOLVERS))} "
-         "(options as name[key=value,...]) and peers: "
+         "(minimize's or the solver's own options as name[key=value,...], e.g. "
+         "lbfgs[precondition=jacobi]) and peers: "
          f"{', '.join(sorted(PEERS))}", nargs="+", default=list(defaults["solvers"]),
          shown=" ".join(defaults["solvers"]))
     _add(parser, "--stragglers", "injected delays: none, one slow partition (intensity, "

@@ -184,6 +184,11 @@ def test_the_precondition_race_counts_passes_to_each_target(client):
     none, jacobi = by["none"]["passes"]["1e-06"], by["jacobi"]["passes"]["1e-06"]
     assert jacobi is not None and none is not None and 2 <= jacobi < none
     assert by["jacobi"]["seconds"]["1e-06"] > 0
+    held = set(client.who_has())
+    with pytest.raises(ValueError, match=r"^sets: 'missing\.svm' is not a file"):
+        precondition_race(client, ["epsilon", "missing.svm"], n=4000, d=30, partitions=4,
+                          params={}, max_updates=5)
+    assert set(client.who_has()) == held  # refused before the first set was loaded
 
 
 def test_driver_cost_is_measured_for_each_n(client):

@@ -30,9 +30,21 @@ from ..data import PartitionedData
 from ..problem import relative_suboptimality
 from .problem import load_benchmark_data
 
-__all__ = ["passes_to_targets", "precondition_race"]
+__all__ = ["check_sets", "passes_to_targets", "precondition_race"]
 
 TARGETS = (1e-4, 1e-6, 1e-8)
+
+
+BUILT_IN = ("breast_cancer", "digits", "rcv1", "epsilon")
+
+
+def check_sets(sets: list[str]) -> None:
+    """Refuse (``ValueError`` naming it) a set that is neither built in nor an existing
+    file, before any data set is loaded."""
+    for name in sets:
+        if name not in BUILT_IN and not os.path.exists(name):
+            raise ValueError(f"sets: {name!r} is not a file, nor one of "
+                             f"{', '.join(BUILT_IN)}")
 
 
 def _load(client: Any, name: str, *, n: int, d: int, partitions: int,
@@ -53,9 +65,6 @@ def _load(client: Any, name: str, *, n: int, d: int, partitions: int,
         return (load_benchmark_data(client, data=None, synthetic=name, n=n, d=d,
                                     partitions=partitions, synthetic_params=params),
                 "logistic", False)
-    if not os.path.exists(name):
-        raise ValueError(f"sets: {name!r} is not a file, nor one of breast_cancer, digits, "
-                         "rcv1, epsilon")
     return (load_benchmark_data(client, data=name, synthetic="", n=0, d=0,
                                 partitions=partitions), "logistic", False)
 
@@ -84,6 +93,7 @@ def passes_to_targets(history: list, f_star: float, extra_passes: int = 0,
 def precondition_race(client: Any, sets: list[str], *, n: int, d: int, partitions: int,
                       params: dict[str, float], max_updates: int) -> list[dict[str, Any]]:
     """One row per data set and preconditioner (see the module description)."""
+    check_sets(sets)
     rows = []
     for name in sets:
         data, loss, intercept = _load(client, name, n=n, d=d, partitions=partitions,
@@ -123,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output")
     a = p.parse_args(argv)
     params = dict(a.synthetic_param)
+    check_sets(a.sets.split(","))
     with cluster_client(a.scheduler, a.workers, a.threads) as client:
         rows = precondition_race(client, a.sets.split(","), n=a.n, d=a.d,
                                  partitions=a.partitions, params=params,

@@ -152,11 +152,6 @@ class LinearModel(BaseEstimator):
         solver.make_options(problem, 1, combine=self.combine, **(self.solver_options or {}))
         solver_barrier(solver, self.barrier, tau=self.tau)
 
-    def _solver_options(self) -> dict[str, Any]:
-        """``minimize``'s arguments for the solver's options."""
-        own = dict(self.solver_options) if self.solver_options else None
-        return {"combine": self.combine, "solver_options": own}
-
     def _fraction(self) -> float:
         if self.batch_fraction == "auto":
             return self._solver_class().default_fraction
@@ -362,7 +357,8 @@ class LinearModel(BaseEstimator):
             tau=self.tau,
             seed=seed,
             verbose=self.verbose,
-            **self._solver_options(),
+            combine=self.combine,
+            solver_options=dict(self.solver_options) if self.solver_options else None,
         )
         state: RunState | None = getattr(self, "_state", None) if partial else None
         if state is not None and getattr(self, "_token", None) == token:

@@ -83,8 +83,9 @@ restart schedule overstates it by up to its factor of 2).
 
 Restart peers (the other dask-glm solvers, scikit-learn): none has a per-iteration
 callback, so each is run from scratch with ``max_iter`` = 1, 2, 4, 8, ... (after one
-untimed warm-up run with ``max_iter=1``, which absorbs worker-side imports and numba compilation). Each run is timed
-on its own and gives one point (seconds of that run, objective of its result). Runs stop
+untimed warm-up run with ``max_iter=1``, which absorbs worker-side imports and numba
+compilation). Each run is timed on its own and gives one point (seconds of that run,
+objective of its result). Runs stop
 when one run lasted ``time_budget`` seconds or more (so the time axis spans the budget and
 the total wall time is about 2-4 x ``time_budget``), when the target is reached, when the
 solver stopped on its own (it reports fewer iterations than ``max_iter``, or returned
@@ -94,9 +95,9 @@ suboptimality (down to 1e-12) crossed between two consecutive runs is located by
 on ``max_iter``, until the runs on either side of it are one iteration or an eighth of the
 shorter one's ``max_iter`` apart: without it, the time to a target would be the length of
 the first doubled run that reached it, up to twice the time the solver needed. Points are
-in order of ``max_iter`` and a point's time is the longest run so far (running maximum): when noise makes a run faster than a shorter one (millisecond runs
-of scikit-learn) its point is placed late, never early, and the trace stays monotone in
-time; the raw lengths are in ``info["runs"]``. All peers start from ``w = 0``; the trace
+in order of ``max_iter`` and a point's time is the longest run so far (running maximum):
+when noise makes a run faster than a shorter one (millisecond runs of scikit-learn) its
+point is placed late, never early, and the trace stays monotone in time; the raw lengths are in ``info["runs"]``. All peers start from ``w = 0``; the trace
 starts with ``(0, f(0))``.
 
 ``dask-ml-sgd``: passes of ``Incremental.partial_fit`` over all row blocks (blocks in a

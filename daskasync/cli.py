@@ -153,7 +153,7 @@ def _race_options(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> 
          **_typed("--partitions", int, CONSTRAINTS["partitions"]))
     _add(parser, "--solvers", f"solvers to race: daskasync's {', '.join(sorted(SOLVERS))} "
          "(minimize's or the solver's own options as name[key=value,...], e.g. "
-         "lbfgs[precondition=jacobi]) and peers: "
+         "lbfgs[precondition=none]) and peers: "
          f"{', '.join(sorted(PEERS))}", nargs="+", default=list(defaults["solvers"]),
          shown=" ".join(defaults["solvers"]))
     _add(parser, "--stragglers", "injected delays: none, one slow partition (intensity, "

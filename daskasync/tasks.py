@@ -24,7 +24,7 @@ __all__ = [
     "grad_kernel",
     "eval_kernel",
     "objectives_kernel",
-    "column_sq_kernel",
+    "column_sums_kernel",
     "row_norm_stats_kernel",
 ]
 
@@ -203,22 +203,25 @@ def _sq_row_norms(X: Any) -> np.ndarray:
     return np.einsum("ij,ij->i", X, X, dtype=np.float64)
 
 
-def column_sq_kernel(block, _model: Any = None, **_: Any) -> np.ndarray:
-    """Sum over the partition's rows of every column's squared value, in float64, O(nnz)
-    (for the L-BFGS solvers' diagonal preconditioner).
+def column_sums_kernel(block, _model: Any = None, **_: Any) -> np.ndarray:
+    """Sums over the partition's rows of every column's values (row 0) and squared values
+    (row 1), in float64, O(nnz) (for the L-BFGS solvers' initial inverse Hessian).
 
     Examples
     --------
     >>> import numpy as np
-    >>> column_sq_kernel((np.array([[3.0, 0.0], [1.0, 2.0]]), np.zeros(2))).tolist()
-    [10.0, 4.0]
+    >>> column_sums_kernel((np.array([[3.0, 0.0], [1.0, 2.0]]), np.zeros(2))).tolist()
+    [[4.0, 2.0], [10.0, 4.0]]
     """
     X = block[0]
     if sp.issparse(X):
         X = X.tocsr()
         data = np.asarray(X.data, dtype=np.float64)
-        return np.bincount(X.indices, weights=data * data, minlength=X.shape[1])
-    return np.einsum("ij,ij->j", X, X, dtype=np.float64)
+        d = X.shape[1]
+        return np.stack([np.bincount(X.indices, weights=data, minlength=d),
+                         np.bincount(X.indices, weights=data * data, minlength=d)])
+    return np.stack([X.sum(axis=0, dtype=np.float64),
+                     np.einsum("ij,ij->j", X, X, dtype=np.float64)])
 
 
 def row_norm_stats_kernel(block, _model: Any = None, **_: Any) -> tuple[float, float, int]:

@@ -24,7 +24,12 @@ from daskasync.solvers.albfgs import (
     stragglers,
 )
 from daskasync.solvers.lbfgs_common import CurvatureMemory, LbfgsOptions, armijo
-from daskasync.tasks import column_sq_kernel
+from daskasync.solvers.preconditioners import (
+    DiagonalInverse,
+    StandardizedInverse,
+    from_column_sums,
+)
+from daskasync.tasks import column_sums_kernel
 
 
 # --------------------------------------------------------------------------- cluster-free
@@ -70,7 +75,7 @@ def test_the_scaled_two_loop_is_lbfgs_on_rescaled_variables(shape):
         s = rng.normal(size=shape)
         pairs.append((s, s / P + 0.1 * rng.normal(size=shape) * np.abs(s)))
     g = rng.normal(size=shape)
-    scaled, plain = CurvatureMemory(4, scale=P), CurvatureMemory(4)
+    scaled, plain = CurvatureMemory(4, DiagonalInverse(P)), CurvatureMemory(4)
     for s, y in pairs:
         assert scaled.push(s, y) and plain.push(s / np.sqrt(P), y * np.sqrt(P))
     d = scaled.direction(g)
@@ -78,23 +83,67 @@ def test_the_scaled_two_loop_is_lbfgs_on_rescaled_variables(shape):
     flat = [(s.ravel(), y.ravel()) for s, y in pairs[1:]]
     np.testing.assert_allclose(d.ravel(), _two_loop(flat, g.ravel(), P.ravel()), rtol=1e-10)
     np.testing.assert_allclose(d, np.sqrt(P) * plain.direction(np.sqrt(P) * g), rtol=1e-10)
-    np.testing.assert_allclose(CurvatureMemory(4, scale=P).direction(g), -P * g)
+    np.testing.assert_allclose(CurvatureMemory(4, DiagonalInverse(P)).direction(g), -P * g)
     with pytest.raises(ValueError, match="precondition"):
         LbfgsOptions(precondition="diagonal")
 
 
 def test_the_hessian_diagonal_bound_per_feature_loss_and_intercept():
     X = np.array([[3.0, 0.0, 1.0], [1.0, 0.0, -2.0]])
-    sums = column_sq_kernel((X, np.zeros(2)))
-    assert sums.tolist() == [10.0, 0.0, 5.0]
+    sums = column_sums_kernel((X, np.zeros(2)))
+    assert sums.tolist() == [[4.0, 0.0, -1.0], [10.0, 0.0, 5.0]]
     import scipy.sparse as sp
     for block in (sp.csr_matrix(X), sp.csc_matrix(X.astype(np.float32))):
-        np.testing.assert_array_equal(column_sq_kernel((block, np.zeros(2))), sums)
+        out = column_sums_kernel((block, np.zeros(2)))
+        assert out.dtype == np.float64
+        np.testing.assert_array_equal(out, sums)
+    assert column_sums_kernel((X.astype(np.float32), np.zeros(2))).dtype == np.float64
     prob = Problem(SquaredLoss(), L2(0.5), True, n=2, d=3)
-    assert prob.hessian_diagonal_bound(sums / 2).tolist() == [5.5, 0.5, 3.0, 1.0]
+    assert prob.hessian_diagonal_bound(sums[1] / 2).tolist() == [5.5, 0.5, 3.0, 1.0]
     multi = Problem(da.losses.MultinomialLoss(), L2(0.0), False, n=2, d=3, n_outputs=2)
-    D = multi.hessian_diagonal_bound(sums / 2)  # curvature 1/2; the zero column made 1.25
+    D = multi.hessian_diagonal_bound(sums[1] / 2)  # curvature 1/2; the zero column made 1.25
     np.testing.assert_array_equal(D, [[2.5, 1.25, 1.25]] * 2)
+
+
+def _model_hessian(mean, var, lam, c, intercept):
+    """``c E[x x'] + lambda I`` (no penalty on the intercept) with ``E[x x'] = diag(var) +
+    mean mean'`` and ``x`` followed by a 1 with an intercept, as a dense matrix."""
+    d = len(mean)
+    xx = np.diag(var) + np.outer(mean, mean)
+    if intercept:
+        xx = np.block([[xx, mean[:, None]], [mean[None, :], np.ones((1, 1))]])
+    H = c * xx
+    H[np.arange(d), np.arange(d)] += lam
+    return H
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.parametrize("K", [1, 3])
+def test_the_standardized_preconditioner_inverts_its_model_hessian(intercept, K):
+    """``H0`` is the exact inverse of ``c (diag(v) + m m') + lambda I`` (bordered by the
+    intercept's row and column), per class, from the columns' sums; and it is what
+    ``"jacobi"`` is when the means are 0."""
+    rng = np.random.default_rng(4)
+    n, d = 50, 6
+    X = rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-2, 2, d) + rng.normal(size=d) * 5
+    X[:, 2] = 0.0  # a column of zeros: its entry is lambda
+    lam = 0.1
+    prob = Problem(da.losses.MultinomialLoss() if K > 1 else da.losses.LogisticLoss(),
+                   L2(lam), intercept, n=n, d=d, n_outputs=K if K > 1 else 1)
+    h0 = from_column_sums("standardize", prob, column_sums_kernel((X, None)))
+    mean, var = X.mean(axis=0), X.var(axis=0)
+    c = prob.loss.curvature
+    H = _model_hessian(mean, var, lam, c, intercept)
+    q = rng.normal(size=prob.shape)
+    want = np.linalg.solve(H, q.reshape(-1, H.shape[0]).T).T.reshape(prob.shape)
+    np.testing.assert_allclose(h0.apply(q), want, rtol=1e-9)
+    Xc = X - mean  # means 0: the same as the diagonal of c E[x x'] + lambda I
+    jac = from_column_sums("jacobi", prob, column_sums_kernel((Xc, None)))
+    std = from_column_sums("standardize", prob, column_sums_kernel((Xc, None)))
+    if not intercept:
+        np.testing.assert_allclose(std.apply(q), jac.apply(q), rtol=1e-9)
+    assert isinstance(jac, DiagonalInverse) and isinstance(std, StandardizedInverse)
+    assert from_column_sums("none", prob, column_sums_kernel((X, None))) is None
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -212,23 +261,33 @@ def test_defaults_reach_1e_8_and_sklearns_coefficients(client4, name, solver):
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "albfgs"])
-def test_jacobi_iterates_do_not_depend_on_the_features_scales(client, solver):
-    """``precondition="jacobi"``: fitting ``X diag(D)`` gives ``coef / D`` of fitting ``X``
-    at every iterate (without a penalty, whose norm is not scale-free), where the plain
-    initial scaling is thrown off by the scales."""
+def test_preconditioned_iterates_do_not_depend_on_the_features_units(client, solver):
+    """Without a penalty (whose norm is not scale-free), fitting ``X diag(D)`` gives
+    ``coef / D`` of fitting ``X`` at every iterate with ``"jacobi"`` and ``"standardize"``;
+    with ``"standardize"`` and an intercept, so does fitting ``X diag(D) + t`` (the
+    intercept absorbs ``t``). The plain initial scaling is thrown off by the scales."""
     X, y = da.make_epsilon_like(n=4000, d=12, seed=3, noise=0.5)
-    D = 10.0 ** np.random.default_rng(0).uniform(-2, 2, size=12)
+    rng = np.random.default_rng(0)
+    D, t = 10.0 ** rng.uniform(-2, 2, size=12), rng.normal(size=12) * 100
     fits = {}
-    for pre in ("jacobi", "none"):
-        for name, Z in (("X", X), ("XD", X * D)):
+    for pre in ("jacobi", "standardize", "none"):
+        for name, Z in (("X", X), ("XD", X * D), ("XDt", X * D + t)):
+            if name == "XDt" and pre != "standardize":
+                continue
             data = da.PartitionedData.from_arrays(Z, y, n_partitions=4, client=client)
             fits[pre, name] = da.minimize(data, solver=solver, penalty="none",
-                                          max_updates=8, solver_options={"precondition": pre})
+                                          max_updates=8, fit_intercept=pre == "standardize",
+                                          solver_options={"precondition": pre})
             data.release()
-    np.testing.assert_allclose(fits["jacobi", "XD"].coef * D, fits["jacobi", "X"].coef,
-                               rtol=1e-6)
-    assert fits["jacobi", "XD"].objective == pytest.approx(fits["jacobi", "X"].objective,
-                                                           rel=1e-12)
+    for pre in ("jacobi", "standardize"):
+        base, scaled = fits[pre, "X"], fits[pre, "XD"]
+        np.testing.assert_allclose(scaled.coef * D, base.coef, rtol=1e-6)
+        assert scaled.objective == pytest.approx(base.objective, rel=1e-12)
+    shifted, base = fits["standardize", "XDt"], fits["standardize", "X"]
+    np.testing.assert_allclose(shifted.coef * D, base.coef, rtol=1e-6)
+    np.testing.assert_allclose(shifted.intercept + shifted.coef @ t, base.intercept,
+                               rtol=1e-6, atol=1e-9)
+    assert shifted.objective == pytest.approx(base.objective, rel=1e-10)
     assert fits["none", "XD"].objective - fits["jacobi", "XD"].objective > 1e-3
 
 

@@ -1,15 +1,19 @@
 """Where the L-BFGS solvers' Jacobi preconditioner pays: passes over the data to a target.
 
 For every data set, synchronous L-BFGS (``lbfgs``, whose iterates do not depend on timing)
-runs with ``precondition="none"`` (the default) and ``"jacobi"`` until its objective stops
-changing (``tol``, or ``--max-updates``); ``f*`` is the smaller of the two final objectives.
-It reports the passes over the data (line-search trials included; plus one for the
-column pass of ``"jacobi"``) and the seconds to each relative suboptimality target.
+runs with each ``precondition`` (``"none"``, ``"jacobi"``, ``"standardize"``) until its
+objective stops changing (``tol``, or ``--max-updates``); ``f*`` is the smallest of the
+final objectives. It reports the passes over the data (line-search trials included; plus
+one for the column pass of a preconditioner) and the seconds to each relative
+suboptimality target.
 
 Data sets (``--sets``): LIBSVM files (binary labels mapped to -1/+1), ``breast_cancer``
-(scikit-learn's, features left at their own scales, with an intercept), ``digits``
-(scikit-learn's, multinomial, pixels 0..16, with an intercept), ``rcv1`` and ``epsilon``
-(the synthetic families, at ``--n`` x ``--d``, with ``--synthetic-param``). ``lam = 1 / n``.
+(scikit-learn's, features left at their own scales), ``breast_cancer01`` (the same
+scaled to [0, 1] per feature), ``digits`` (scikit-learn's, multinomial, pixels 0..16),
+``digits01`` (pixels / 16), ``wine`` (scikit-learn's, multinomial, raw measurements),
+all with an intercept; ``rcv1`` and ``epsilon`` (the synthetic families, at ``--n`` x
+``--d``, with ``--synthetic-param``). The LIBSVM and synthetic sets have an intercept
+with ``--fit-intercept``. ``lam = 1 / n``.
 
 Run ``python -m daskasync.bench.precondition --sets ../shared/data/a9a.xz,breast_cancer``
 (``--scheduler`` for an existing cluster; default a LocalCluster of ``--workers`` x
@@ -35,7 +39,9 @@ __all__ = ["check_sets", "passes_to_targets", "precondition_race"]
 TARGETS = (1e-4, 1e-6, 1e-8)
 
 
-BUILT_IN = ("breast_cancer", "digits", "rcv1", "epsilon")
+PRECONDITIONERS = ("none", "jacobi", "standardize")
+SKLEARN_SETS = ("breast_cancer", "breast_cancer01", "digits", "digits01", "wine")
+BUILT_IN = (*SKLEARN_SETS, "rcv1", "epsilon")
 
 
 def check_sets(sets: list[str]) -> None:
@@ -47,26 +53,35 @@ def check_sets(sets: list[str]) -> None:
                              f"{', '.join(BUILT_IN)}")
 
 
-def _load(client: Any, name: str, *, n: int, d: int, partitions: int,
-          params: dict[str, float]) -> tuple[PartitionedData, str, bool]:
-    """The data set ``name``, its loss and whether to fit an intercept."""
-    if name in ("breast_cancer", "digits"):
-        from sklearn.datasets import load_breast_cancer, load_digits
+def _sklearn_set(name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
-        if name == "breast_cancer":
-            X, y = load_breast_cancer(return_X_y=True)
-            y, loss = np.where(y > 0, 1.0, -1.0), "logistic"
-        else:
-            X, y = load_digits(return_X_y=True)
-            y, loss = y.astype(np.float64), "multinomial"
+    if name.startswith("breast_cancer"):
+        X, y = load_breast_cancer(return_X_y=True)
+        y, loss = np.where(y > 0, 1.0, -1.0), "logistic"
+    else:
+        X, y = (load_digits if name.startswith("digits") else load_wine)(return_X_y=True)
+        y, loss = y.astype(np.float64), "multinomial"
+    if name == "digits01":
+        X = X / 16.0
+    elif name == "breast_cancer01":
+        X = (X - X.min(axis=0)) / np.ptp(X, axis=0)
+    return X, y, loss
+
+
+def _load(client: Any, name: str, *, n: int, d: int, partitions: int,
+          params: dict[str, float], intercept: bool) -> tuple[PartitionedData, str, bool]:
+    """The data set ``name``, its loss and whether to fit an intercept."""
+    if name in SKLEARN_SETS:
+        X, y, loss = _sklearn_set(name)
         return (PartitionedData.from_arrays(X, y, n_partitions=partitions, client=client,
                                             name=name), loss, True)
     if name in ("rcv1", "epsilon"):
         return (load_benchmark_data(client, data=None, synthetic=name, n=n, d=d,
                                     partitions=partitions, synthetic_params=params),
-                "logistic", False)
+                "logistic", intercept)
     return (load_benchmark_data(client, data=name, synthetic="", n=0, d=0,
-                                partitions=partitions), "logistic", False)
+                                partitions=partitions), "logistic", intercept)
 
 
 def passes_to_targets(history: list, f_star: float, extra_passes: int = 0,
@@ -91,27 +106,29 @@ def passes_to_targets(history: list, f_star: float, extra_passes: int = 0,
 
 
 def precondition_race(client: Any, sets: list[str], *, n: int, d: int, partitions: int,
-                      params: dict[str, float], max_updates: int) -> list[dict[str, Any]]:
+                      params: dict[str, float], max_updates: int,
+                      intercept: bool = False) -> list[dict[str, Any]]:
     """One row per data set and preconditioner (see the module description)."""
     check_sets(sets)
     rows = []
     for name in sets:
-        data, loss, intercept = _load(client, name, n=n, d=d, partitions=partitions,
-                                      params=params)
+        data, loss, icpt = _load(client, name, n=n, d=d, partitions=partitions,
+                                 params=params, intercept=intercept)
         try:
             runs = {pre: minimize(data, solver="lbfgs", loss=loss, lam=1.0 / data.n,
-                                  fit_intercept=intercept, max_updates=max_updates,
+                                  fit_intercept=icpt, max_updates=max_updates,
                                   tol=1e-14, record_every=1,
                                   solver_options={"precondition": pre})
-                    for pre in ("none", "jacobi")}
+                    for pre in PRECONDITIONERS}
         finally:
             data.release()
         f_star = min(min(r.objective for r in res.history) for res in runs.values())
         for pre, res in runs.items():
             rows.append({"set": os.path.basename(name), "n": data.n, "d": data.d,
-                         "loss": loss, "precondition": pre, "f_star": f_star,
+                         "loss": loss, "intercept": icpt, "precondition": pre,
+                         "f_star": f_star,
                          "updates": res.updates, "stop_reason": res.stop_reason,
-                         **passes_to_targets(res.history, f_star, int(pre == "jacobi"))})
+                         **passes_to_targets(res.history, f_star, int(pre != "none"))})
     return rows
 
 
@@ -130,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synthetic-param", type=_key_value, action="append", default=[],
                    help="KEY=NUMBER, e.g. decay=0.5 (epsilon) or density=0.0014 (rcv1)")
     p.add_argument("--max-updates", type=int, default=2_000)
+    p.add_argument("--fit-intercept", action="store_true",
+                   help="fit the LIBSVM and synthetic sets with an intercept")
     p.add_argument("--output")
     a = p.parse_args(argv)
     params = dict(a.synthetic_param)
@@ -137,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     with cluster_client(a.scheduler, a.workers, a.threads) as client:
         rows = precondition_race(client, a.sets.split(","), n=a.n, d=a.d,
                                  partitions=a.partitions, params=params,
-                                 max_updates=a.max_updates)
+                                 max_updates=a.max_updates, intercept=a.fit_intercept)
     head = " / ".join(f"{t:g}" for t in TARGETS)
     print(f"| data | precondition | passes to {head} | seconds to {head} |")
     print("|---|---|---|---|")

@@ -66,7 +66,7 @@ class LogisticRegression(ClassifierMixin, LinearModel):
         :func:`daskasync.minimize`).
     solver_options : dict, optional
         The solver's own options, as :func:`daskasync.minimize` takes them: e.g.
-        ``{"precondition": "jacobi"}`` or ``{"memory": 20}`` for the L-BFGS solvers,
+        ``{"precondition": "none"}`` or ``{"memory": 20}`` for the L-BFGS solvers,
         ``{"quorum": 0.7}`` for ``"albfgs"``; an option the solver does not take is
         refused before any work.
     client : distributed.Client, optional

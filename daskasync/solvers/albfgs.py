@@ -61,7 +61,7 @@ from ..engine.barriers import Barrier
 from ..problem import RowStats
 from ..tasks import eval_kernel
 from .base import RunContext, Solver, apply_update
-from .lbfgs import LbfgsState, initial_scale
+from .lbfgs import LbfgsState, initial_preconditioner
 from .lbfgs_common import CurvatureMemory, LbfgsOptions, PairsInState, armijo, first_step
 
 __all__ = ["ALBFGS", "AlbfgsOptions", "AlbfgsState", "GradientPath", "PartitionGradients",
@@ -296,7 +296,7 @@ class ALBFGS(PairsInState, Solver):
     """Asynchronous L-BFGS on aggregated, delay-compensated partition gradients (see the
     module description).
 
-    Options: ``memory`` (10), ``precondition`` (``"none"``), ``quorum`` (0.5),
+    Options: ``memory`` (10), ``precondition`` (``"standardize"``), ``quorum`` (0.5),
     ``patience`` (1.5), ``compensate``
     (True); the step size is the trial step (``"auto"``: 1).
     """
@@ -328,7 +328,7 @@ class ALBFGS(PairsInState, Solver):
         table = PartitionGradients(P, theta.shape)
         path = GradientPath(theta.shape)
         memory = self._attach(CurvatureMemory(self.options.memory,
-                                              await initial_scale(ctx, self.options)))
+                                              await initial_preconditioner(ctx, self.options)))
         ctx.monitor.record(theta, force=True)
         it = _Iteration(engine.publish(theta), theta.copy(), -1)
         path.start(it.version)

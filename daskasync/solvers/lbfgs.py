@@ -12,16 +12,18 @@ Smooth problems only (penalty ``"none"`` or ``"l2"``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..engine.barriers import Barrier
 from ..problem import Problem, RowStats
-from ..tasks import column_sq_kernel, eval_kernel
+from ..tasks import column_sums_kernel, eval_kernel
 from .base import RunContext, Solver, SolverState, apply_update
 from .lbfgs_common import CurvatureMemory, LbfgsOptions, PairsInState, armijo, first_step
+from .preconditioners import from_column_sums
 
-__all__ = ["LBFGS", "LbfgsState", "MAX_HALVINGS", "initial_scale"]
+__all__ = ["LBFGS", "LbfgsState", "MAX_HALVINGS", "initial_preconditioner"]
 
 #: trial steps halved at most this many times in one iteration (then the run stops)
 MAX_HALVINGS = 40
@@ -46,21 +48,20 @@ def objective_and_gradient(problem: Problem, theta: np.ndarray, values: list) ->
     return problem.objective(loss_sum, theta), grad, loss_sum, grad_sum
 
 
-async def initial_scale(ctx: RunContext, options: LbfgsOptions) -> np.ndarray | None:
-    """The diagonal initial inverse Hessian ``options.precondition`` asks for: the inverse
-    of the problem's Hessian diagonal bound (``"jacobi"``, from one pass over the data
-    computing every column's squared values), or None (``"none"``)."""
+async def initial_preconditioner(ctx: RunContext, options: LbfgsOptions) -> Any:
+    """The initial inverse Hessian ``options.precondition`` asks for
+    (:func:`~daskasync.solvers.preconditioners.from_column_sums`, from one pass over the
+    data computing every column's sum and sum of squares), or None (``"none"``)."""
     if options.precondition == "none":
         return None
-    sums = await ctx.engine.amap_partitions(column_sq_kernel, None, "colnorm")
-    col_sq_mean = np.sum(sums, axis=0) / ctx.problem.n
-    return 1.0 / ctx.problem.hessian_diagonal_bound(col_sq_mean)
+    sums = await ctx.engine.amap_partitions(column_sums_kernel, None, "colsums")
+    return from_column_sums(options.precondition, ctx.problem, np.sum(sums, axis=0))
 
 
 class LBFGS(PairsInState, Solver):
     """Synchronous L-BFGS with an Armijo backtracking line search.
 
-    Options: ``memory`` (curvature pairs, default 10), ``precondition`` (``"none"``, see
+    Options: ``memory`` (curvature pairs, default 10), ``precondition`` (``"standardize"``, see
     :class:`~daskasync.solvers.lbfgs_common.LbfgsOptions`). The step size is the trial step of
     each iteration (``"auto"``: 1, the natural step of a quasi-Newton direction).
     """
@@ -87,8 +88,8 @@ class LBFGS(PairsInState, Solver):
 
     async def run(self, ctx: RunContext, theta: np.ndarray) -> np.ndarray:
         engine, monitor, problem = ctx.engine, ctx.monitor, ctx.problem
-        scale = await initial_scale(ctx, self.options)
-        memory = self._attach(CurvatureMemory(self.options.memory, scale))
+        h0 = await initial_preconditioner(ctx, self.options)
+        memory = self._attach(CurvatureMemory(self.options.memory, h0))
         monitor.record(theta, force=True)
         f, g, _, _ = await self._evaluate(ctx, theta)
         while True:

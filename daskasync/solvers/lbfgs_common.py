@@ -27,32 +27,34 @@ class LbfgsOptions:
 
     ``memory``: the curvature pairs kept (scikit-learn's and scipy's default 10).
 
-    ``precondition``: the initial inverse Hessian. ``"none"`` (default): the identity
-    scaled by ``s'y / y'y``, as scikit-learn's and scipy's L-BFGS. ``"jacobi"``: the
-    inverse of :meth:`Problem.hessian_diagonal_bound
+    ``precondition``: the initial inverse Hessian ``H0``
+    (:mod:`~daskasync.solvers.preconditioners`, built from one pass over the data at the
+    start of a run). ``"none"``: the identity scaled by ``s'y / y'y``, as scikit-learn's
+    and scipy's L-BFGS. ``"jacobi"``: the inverse of :meth:`Problem.hessian_diagonal_bound
     <daskasync.Problem.hessian_diagonal_bound>`, ``c mean_i x_ij^2 + lambda`` per
-    feature (one pass over the data at the start of a run), so that the iterates do not
-    depend on the features' scales, as if the features had been standardized. It pays
-    where the ill-conditioning comes from the features' scales (unscaled measurements,
-    tf-idf text with power-law term frequencies); where the features share a scale but
-    not a curvature (binary one-hot features: a rare feature seen only in
-    well-classified rows has far less curvature than ``c`` times its frequency) it
-    can take more iterations (measured on the benchmarks page)."""
+    feature. ``"standardize"`` (default): the inverse Hessian at ``theta = 0`` with the
+    features' covariance replaced by its diagonal and their means kept, which is L-BFGS
+    on standardized features (centered when there is an intercept) written in the user's
+    own coefficients. With ``"jacobi"`` and ``"standardize"`` the iterates do not depend
+    on the features' units, so unscaled data need no ``StandardScaler``; where the
+    features already share a scale and a mean the extra pass buys little, and on some
+    sets it costs iterations (both measured on the benchmarks page)."""
 
     memory: int = 10
-    precondition: str = "none"
+    precondition: str = "standardize"
 
     def __post_init__(self) -> None:
         check("memory", self.memory, Interval("int", 1))
-        check("precondition", self.precondition, Options("jacobi", "none"))
+        check("precondition", self.precondition, Options("jacobi", "none", "standardize"))
 
 
 class CurvatureMemory:
     """The last ``m`` curvature pairs ``(s, y)`` and the two-loop recursion, with an
-    optional diagonal initial inverse Hessian ``scale`` (positive, shaped like the model):
-    ``H0 = gamma diag(scale)`` with ``gamma = s'y / y' diag(scale) y`` of the newest pair,
-    which is L-BFGS run on the variables ``diag(scale)^(-1/2) theta`` (Nocedal and Wright
-    2006, sec. 7.2; Liu and Nocedal 1989, sec. 4, on diagonal scaling).
+    optional initial inverse Hessian ``h0`` (symmetric positive definite, with
+    ``h0.apply(q)``; :mod:`~daskasync.solvers.preconditioners`): ``gamma H0`` with
+    ``gamma = s'y / y' H0 y`` of the newest pair, which is L-BFGS run on the variables
+    ``H0^(-1/2) theta`` (Nocedal and Wright 2006, sec. 7.2; Liu and Nocedal 1989, sec. 4).
+    Without ``h0``, ``H0`` is the identity.
 
     Examples
     --------
@@ -67,9 +69,9 @@ class CurvatureMemory:
     [-0.0, -1.0]
     """
 
-    def __init__(self, m: int, scale: np.ndarray | None = None) -> None:
+    def __init__(self, m: int, h0: Any = None) -> None:
         self.m = int(m)
-        self.scale = None if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
+        self.h0 = h0
         self.s: list[np.ndarray] = []
         self.y: list[np.ndarray] = []
         self.rho: list[float] = []
@@ -87,6 +89,8 @@ class CurvatureMemory:
         self.s.append(np.array(s, dtype=np.float64))
         self.y.append(np.array(y, dtype=np.float64))
         self.rho.append(1.0 / sy)
+        yy = self.y[-1].reshape(-1)
+        self._yhy = ddot(yy, yy if self.h0 is None else self.h0.apply(yy))  # for gamma
         return True
 
     def reset(self) -> None:
@@ -95,14 +99,13 @@ class CurvatureMemory:
         self.rho.clear()
 
     def direction(self, g: np.ndarray) -> np.ndarray:
-        """``-H g`` with ``H`` the L-BFGS inverse-Hessian approximation (``-scale * g``
+        """``-H g`` with ``H`` the L-BFGS inverse-Hessian approximation (``-H0 g``
         without pairs).
 
         The recursion runs in place on one copy of ``g`` with BLAS ``ddot``/``daxpy``: no
         temporary of the model's size per pair."""
         out = np.array(g, dtype=np.float64)
         q = out.reshape(-1)  # a view: the model may be a (K, d) matrix
-        scale = None if self.scale is None else self.scale.reshape(-1)
         flat = [(s.reshape(-1), y.reshape(-1), rho)
                 for s, y, rho in zip(self.s, self.y, self.rho, strict=True)]
         alphas = []
@@ -110,11 +113,11 @@ class CurvatureMemory:
             a = rho * ddot(s, q)
             q = daxpy(y, q, a=-a)
             alphas.append(a)
-        if scale is not None:
-            q *= scale
+        if self.h0 is not None:
+            q = self.h0.apply(q)
         if flat:
             s, y, _ = flat[-1]
-            q *= ddot(s, y) / (ddot(y, y) if scale is None else ddot(y, scale * y))
+            q *= ddot(s, y) / self._yhy
         for (s, y, rho), a in zip(flat, reversed(alphas), strict=True):
             q = daxpy(s, q, a=a - rho * ddot(y, q))
         q *= -1.0

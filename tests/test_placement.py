@@ -93,7 +93,10 @@ def test_no_worker_left_is_a_clear_error(process_cluster, monkeypatch):
         X = np.arange(40.0).reshape(20, 2)
         data = daskasync.PartitionedData.from_arrays(X, np.ones(20), n_partitions=2)
         pc.kill("w0")
-        while client.nthreads():
+        deadline = time.monotonic() + 30
+        # the scheduler drops the worker, then tells the client its blocks are lost
+        while client.nthreads() or not all(f.status in ("cancelled", "lost") for f in data.parts):
+            assert time.monotonic() < deadline, "the client was not told the blocks are lost"
             time.sleep(0.05)
         with pytest.raises(RuntimeError, match="no worker is running"):
             data.recover()

@@ -81,7 +81,9 @@ class Problem:
         Hessian's diagonal at ``theta = 0`` for the logistic and squared losses, an
         upper bound of it elsewhere; the intercept's entry is ``c``.
 
-        ``col_sq_mean`` is the mean of every column's squared value. Entries that are 0
+        ``col_sq_mean`` is every column's second moment: its mean square (the Hessian's
+        own diagonal), or its variance (the standardized model of
+        :mod:`~daskasync.solvers.preconditioners`). Entries that are 0
         (a column of zeros without a penalty: its gradient is always 0) are set to the
         smallest positive entry, so the diagonal can be inverted.
 

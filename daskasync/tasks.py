@@ -172,7 +172,8 @@ def eval_kernel(block, theta: np.ndarray, *, loss: Loss, fit_intercept: bool, **
     """Full-partition loss sum and gradient sum at ``theta``: ``(loss_sum, grad_sum, rows)``."""
     X, y = block
     z = margins(X, theta, fit_intercept)
-    return float(loss.value(z, y).sum()), _xt_dot(X, loss.derivative(z, y), fit_intercept), X.shape[0]
+    grad = _xt_dot(X, loss.derivative(z, y), fit_intercept)
+    return float(loss.value(z, y).sum()), grad, X.shape[0]
 
 
 def objectives_kernel(block, thetas: np.ndarray, *, loss: Loss, fit_intercept: bool, **_: Any):

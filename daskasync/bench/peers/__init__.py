@@ -97,8 +97,9 @@ shorter one's ``max_iter`` apart: without it, the time to a target would be the 
 the first doubled run that reached it, up to twice the time the solver needed. Points are
 in order of ``max_iter`` and a point's time is the longest run so far (running maximum):
 when noise makes a run faster than a shorter one (millisecond runs of scikit-learn) its
-point is placed late, never early, and the trace stays monotone in time; the raw lengths are in ``info["runs"]``. All peers start from ``w = 0``; the trace
-starts with ``(0, f(0))``.
+point is placed late, never early, and the trace stays monotone in time; the raw lengths
+are in ``info["runs"]``. All peers start from ``w = 0``; the trace starts with
+``(0, f(0))``.
 
 ``dask-ml-sgd``: passes of ``Incremental.partial_fit`` over all row blocks (blocks in a
 seeded random order, rows shuffled within each block by scikit-learn); the clock runs only

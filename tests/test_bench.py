@@ -191,7 +191,9 @@ def test_the_precondition_race_counts_passes_to_each_target(client):
     with pytest.raises(ValueError, match=r"^sets: 'missing\.svm' is not a file"):
         precondition_race(client, ["epsilon", "missing.svm"], n=4000, d=30, partitions=4,
                           params={}, max_updates=5)
-    assert set(client.who_has()) == held  # refused before the first set was loaded
+    # refused before the first set was loaded: no key appeared (the first race's keys may
+    # still be leaving: their release is asynchronous)
+    assert set(client.who_has()) <= held
 
 
 def test_driver_cost_is_measured_for_each_n(client):

@@ -21,6 +21,7 @@ from daskasync.solvers.albfgs import (
     PartitionGradients,
     _Iteration,
     _Move,
+    retreat,
     stragglers,
 )
 from daskasync.solvers.lbfgs_common import CurvatureMemory, LbfgsOptions, armijo
@@ -232,6 +233,45 @@ def test_the_look_back_rejects_a_rise_and_keeps_a_descent():
         move = _Move(x_ref, 0, d, 1.0, float(grad @ d))
         assert solver._look_back(ctx, table, path, it, move) is expected
     assert armijo(1.0, 1.0 + 1e-17, 1.0, -1e-30)  # at the rounding floor
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_rejected_half_of_a_move_from_stale_gradients_goes_back_and_waits(exact):
+    """A rising move is halved; if it came from stale partitions' estimates and its half
+    rises too, the run goes back to where the move started and the next iteration waits
+    for every partition. A move from exact gradients is halved on (a line search)."""
+    rows = np.array([3, 5])
+    problem = Problem(SquaredLoss(), L2(0.0), False, n=8, d=2)
+    A = np.diag([2.0, 1.0])
+    f_p = lambda p, x: rows[p] * (0.5 * x @ A @ x - x.sum())  # noqa: E731
+    g_p = lambda p, x: rows[p] * (A @ x - 1.0)  # noqa: E731
+    solver = ALBFGS(problem)
+    solver._rows, solver._exact_next = rows, False
+    ctx = type("Ctx", (), {"problem": problem,
+                           "engine": type("E", (), {"n_partitions": 2})()})()
+    table, path, memory = PartitionGradients(2, (2,)), GradientPath((2,)), CurvatureMemory(5)
+    x_ref, d = np.zeros(2), np.array([3.0, 4.0])  # f rises along d beyond a = 2/11
+    path.start(0)
+    for p in (0, 1):
+        table.store(p, 0, f_p(p, x_ref), g_p(p, x_ref))
+    move = _Move(x_ref, 0, d, 1.0, float(table.gradient() @ d) / 8, exact)
+    for version in (1, 2):
+        x = x_ref + move.a * d
+        it = _Iteration(version, x, 0)
+        before = table.store(0, version, f_p(0, x), g_p(0, x))[1]  # partition 1 stays stale
+        it.fresh, it.fresh_rows, it.path_rows = {0}, 3, 3
+        it.path_parts[0] = g_p(0, x) - before + 3 * path.at(version - 1)
+        move, x_next = solver._advance(ctx, table, path, memory, it, move)
+        path.iterate(version, x)
+    assert solver.state.retreats == 2 and solver.state.abandoned == (not exact)
+    if exact:
+        assert move.a == 0.25 and not solver._exact_next
+    else:
+        assert move.a == 0.0 and solver._exact_next
+        np.testing.assert_array_equal(x_next, x_ref)
+        solver._judge(ctx, table, path, _Iteration(3, x_next, 0))
+        assert solver._verify  # the next iteration waits for every partition
+    assert retreat(move)[0].a == (0.125 if exact else 0.0)
 
 
 # --------------------------------------------------------------------------- clusters

@@ -40,7 +40,13 @@ with unit steps.
 * Sufficient decrease is checked one iteration late, on the full objective: measured on
   the partitions fresh at both iterates, estimated on the others from their gradients
   carried to both iterates (the trapezoid rule, exact for a quadratic), the penalty exact.
-  A move that fails Armijo's test is replaced by half of it from the previous iterate.
+  A move that fails Armijo's test is replaced by half of it from the previous iterate
+  (:func:`retreat`). Halving converges when the gradient the move was computed from is
+  exact. When it was not (stale partitions carried to the previous iterate) and the half
+  fails too, the stale estimates' error, which does not shrink with the step, outweighs
+  the gradient (as near the solution): the run goes back to the previous iterate and the
+  next iteration waits for every partition, so that the next direction starts from exact
+  gradients. At most two iterations are lost to a direction from an inexact gradient.
 * Curvature pairs use only partitions fresh at both iterates and must satisfy ``s'y > 0``;
   a direction that is not a descent direction for the aggregate restarts from the
   gradient.
@@ -65,7 +71,7 @@ from .lbfgs import LbfgsState, initial_preconditioner
 from .lbfgs_common import CurvatureMemory, LbfgsOptions, PairsInState, armijo, first_step
 
 __all__ = ["ALBFGS", "AlbfgsOptions", "AlbfgsState", "GradientPath", "PartitionGradients",
-           "late_after", "stragglers"]
+           "late_after", "retreat", "stragglers"]
 
 #: task times per partition whose median is its typical time (one slow task is not enough
 #: to make a straggler; two of the last three are)
@@ -96,10 +102,13 @@ class AlbfgsOptions(LbfgsOptions):
 @dataclass(frozen=True)
 class AlbfgsState(LbfgsState):
     """The curvature pairs, and what the run did: steps taken, steps retreated (halved
-    after the look-back test), and the fresh rows over all rows, summed over steps."""
+    after the look-back test), steps abandoned (their half failed too: back to where they
+    started, the next iteration exact), and the fresh rows over all rows, summed over
+    steps."""
 
     steps: int = 0
     retreats: int = 0
+    abandoned: int = 0
     fresh_sum: float = 0.0
 
 
@@ -268,6 +277,33 @@ class _Move:
     d: np.ndarray
     a: float
     slope: float
+    exact: bool = True  #: computed from every partition's result at ``x_ref``
+    halved: bool = False
+
+
+def retreat(move: _Move) -> tuple[_Move, bool]:
+    """The move that replaces ``move`` once the look-back test rejected it, and whether
+    the next iteration must wait for every partition. Half of it from the same reference,
+    as a backtracking line search; but a move computed from stale partitions' estimates
+    whose half failed too is dropped (back to the reference), the next direction to be
+    computed on exact gradients.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = _Move(np.zeros(2), 3, np.ones(2), 1.0, -1.0, exact=False)
+    >>> half, wait = retreat(m)
+    >>> half.a, half.halved, wait
+    (0.5, True, False)
+    >>> back, wait = retreat(half)
+    >>> back.a, wait
+    (0.0, True)
+    >>> retreat(retreat(replace(m, exact=True))[0])[0].a  # exact: halve on
+    0.25
+    """
+    if move.halved and not move.exact:
+        return replace(move, a=0.0), True
+    return replace(move, a=0.5 * move.a, halved=True), False
 
 
 class _Iteration:
@@ -325,6 +361,7 @@ class ALBFGS(PairsInState, Solver):
         self._submitted = np.zeros(P)
         self._flying: dict[int, int] = {}  # partition -> version of its task in flight
         self._verify = False  # the next iteration waits for every partition
+        self._exact_next = False  # ... because a halved move failed its look-back
         table = PartitionGradients(P, theta.shape)
         path = GradientPath(theta.shape)
         memory = self._attach(CurvatureMemory(self.options.memory,
@@ -474,10 +511,13 @@ class ALBFGS(PairsInState, Solver):
         Otherwise the objective and gradient are estimated (stale partitions carried to
         ``it.x``: gradients along the path, losses by the trapezoid rule); if the estimate
         would stop the run, the next iteration waits for every partition (stragglers
-        included), so that a stop is always decided on exact values."""
-        self._verify = False
+        included), so that a stop is always decided on exact values. (It waits for every
+        partition anyway after a dropped move: :func:`retreat`.)"""
+        self._verify, self._exact_next = self._exact_next, False
         if len(it.fresh) == ctx.engine.n_partitions:
             return ctx.monitor.judge(it.x, table.loss(), table.gradient())
+        if self._verify:
+            return None
         loss, grad = table.loss(), table.gradient()
         for p in np.flatnonzero(table.versions != it.version):
             v_p = int(table.versions[p])
@@ -503,7 +543,7 @@ class ALBFGS(PairsInState, Solver):
                  move: _Move | None) -> tuple[_Move, np.ndarray]:
         """End the iteration: record the measured gradient change, test the last move
         (retreat to half of it if it fails), else store its curvature pair and move along
-        the new direction from ``it.x``."""
+        the new direction from ``it.x``; :func:`retreat` says how."""
         problem = ctx.problem
         fresh = it.fresh_rows / float(self._rows.sum())
         measured = it.path()
@@ -513,10 +553,11 @@ class ALBFGS(PairsInState, Solver):
             else:
                 path.extend(it.version, move.v_ref, 0.0)
             if not self._look_back(ctx, table, path, it, move):
-                half = replace(move, a=0.5 * move.a)
+                back, self._exact_next = retreat(move)
                 self._state = replace(self._state, retreats=self._state.retreats + 1,
+                                      abandoned=self._state.abandoned + self._exact_next,
                                       fresh_sum=self._state.fresh_sum + fresh)
-                return half, half.x_ref + half.a * half.d
+                return back, back.x_ref + back.a * back.d
             if measured is not None:
                 y = path.shift(move.v_ref, it.version) + (problem.smooth_gradient(it.x)
                                                            - problem.smooth_gradient(move.x_ref))
@@ -531,4 +572,5 @@ class ALBFGS(PairsInState, Solver):
         a = ctx.schedule(ctx.engine.clock) * (1.0 if len(memory) else first_step(slope))
         self._state = replace(self._state, steps=self._state.steps + 1,
                               fresh_sum=self._state.fresh_sum + fresh)
-        return _Move(it.x, it.version, d, a, slope), it.x + a * d
+        exact = len(it.fresh) == ctx.engine.n_partitions
+        return _Move(it.x, it.version, d, a, slope, exact), it.x + a * d

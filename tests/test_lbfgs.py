@@ -246,11 +246,12 @@ def test_a_rejected_half_of_a_move_from_stale_gradients_goes_back_and_waits(exac
     f_p = lambda p, x: rows[p] * (0.5 * x @ A @ x - x.sum())  # noqa: E731
     g_p = lambda p, x: rows[p] * (A @ x - 1.0)  # noqa: E731
     solver = ALBFGS(problem)
-    solver._rows, solver._exact_next = rows, False
+    solver._rows, solver._verify = rows, False
     ctx = type("Ctx", (), {"problem": problem,
                            "engine": type("E", (), {"n_partitions": 2})()})()
     table, path, memory = PartitionGradients(2, (2,)), GradientPath((2,)), CurvatureMemory(5)
-    x_ref, d = np.zeros(2), np.array([3.0, 4.0])  # f rises along d beyond a = 2/11
+    x_ref, d = np.zeros(2), np.array([3.0, 4.0])  # f(a d) = rows (17 a^2 - 7 a): a rise
+    # above f(0) for a > 7/17, so both a = 1 and a = 1/2 are rejected
     path.start(0)
     for p in (0, 1):
         table.store(p, 0, f_p(p, x_ref), g_p(p, x_ref))
@@ -265,9 +266,9 @@ def test_a_rejected_half_of_a_move_from_stale_gradients_goes_back_and_waits(exac
         path.iterate(version, x)
     assert solver.state.retreats == 2 and solver.state.abandoned == (not exact)
     if exact:
-        assert move.a == 0.25 and not solver._exact_next
+        assert move.a == 0.25 and not solver._verify
     else:
-        assert move.a == 0.0 and solver._exact_next
+        assert move.a == 0.0 and solver._verify
         np.testing.assert_array_equal(x_next, x_ref)
         solver._judge(ctx, table, path, _Iteration(3, x_next, 0))
         assert solver._verify  # the next iteration waits for every partition

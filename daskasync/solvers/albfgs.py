@@ -361,7 +361,6 @@ class ALBFGS(PairsInState, Solver):
         self._submitted = np.zeros(P)
         self._flying: dict[int, int] = {}  # partition -> version of its task in flight
         self._verify = False  # the next iteration waits for every partition
-        self._exact_next = False  # ... because a halved move failed its look-back
         table = PartitionGradients(P, theta.shape)
         path = GradientPath(theta.shape)
         memory = self._attach(CurvatureMemory(self.options.memory,
@@ -513,7 +512,6 @@ class ALBFGS(PairsInState, Solver):
         would stop the run, the next iteration waits for every partition (stragglers
         included), so that a stop is always decided on exact values. (It waits for every
         partition anyway after a dropped move: :func:`retreat`.)"""
-        self._verify, self._exact_next = self._exact_next, False
         if len(it.fresh) == ctx.engine.n_partitions:
             return ctx.monitor.judge(it.x, table.loss(), table.gradient())
         if self._verify:
@@ -543,8 +541,10 @@ class ALBFGS(PairsInState, Solver):
                  move: _Move | None) -> tuple[_Move, np.ndarray]:
         """End the iteration: record the measured gradient change, test the last move
         (retreat to half of it if it fails), else store its curvature pair and move along
-        the new direction from ``it.x``; :func:`retreat` says how."""
+        the new direction from ``it.x``; :func:`retreat` says how, and whether the next
+        iteration waits for every partition."""
         problem = ctx.problem
+        self._verify = False
         fresh = it.fresh_rows / float(self._rows.sum())
         measured = it.path()
         if move is not None:
@@ -553,9 +553,9 @@ class ALBFGS(PairsInState, Solver):
             else:
                 path.extend(it.version, move.v_ref, 0.0)
             if not self._look_back(ctx, table, path, it, move):
-                back, self._exact_next = retreat(move)
+                back, self._verify = retreat(move)
                 self._state = replace(self._state, retreats=self._state.retreats + 1,
-                                      abandoned=self._state.abandoned + self._exact_next,
+                                      abandoned=self._state.abandoned + int(self._verify),
                                       fresh_sum=self._state.fresh_sum + fresh)
                 return back, back.x_ref + back.a * back.d
             if measured is not None:

@@ -67,7 +67,6 @@ from ..engine.barriers import Barrier
 from ..problem import RowStats
 from ..tasks import eval_kernel
 from .base import RunContext, Solver, apply_update
-from .compensation import ERROR_BOUND, CompensationError
 from .lbfgs import LbfgsState, initial_preconditioner
 from .lbfgs_common import CurvatureMemory, LbfgsOptions, PairsInState, armijo, first_step
 
@@ -87,34 +86,29 @@ TIME_NOISE = 0.05
 class AlbfgsOptions(LbfgsOptions):
     """``memory`` curvature pairs; a step needs a ``quorum`` fraction of the rows fresh;
     a partition typically slower than ``patience`` times the median is a straggler (not
-    waited for); ``compensate`` carries stale gradients to the current iterate;
-    ``error_bound`` is the norm test's bound on the carried gradients' error relative to
-    the aggregate (:mod:`~daskasync.solvers.compensation`; None: never wait for it)."""
+    waited for); ``compensate`` carries stale gradients to the current iterate."""
 
     quorum: float = 0.5
     patience: float = 1.5
     compensate: bool = True
-    error_bound: float | None = ERROR_BOUND
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check("quorum", self.quorum, Interval("real", 0, 1, closed="right"))
         check("patience", self.patience, Interval("real", 1))
         check("compensate", self.compensate, BOOLEAN)
-        check("error_bound", self.error_bound, Interval("real", 0, closed="neither"), None)
 
 
 @dataclass(frozen=True)
 class AlbfgsState(LbfgsState):
     """The curvature pairs, and what the run did: steps taken, steps retreated (halved
     after the look-back test), steps abandoned (their half failed too: back to where they
-    started, the next iteration exact), iterations that waited for stale partitions
-    because of the norm test, and the fresh rows over all rows, summed over steps."""
+    started, the next iteration exact), and the fresh rows over all rows, summed over
+    steps."""
 
     steps: int = 0
     retreats: int = 0
     abandoned: int = 0
-    error_waits: int = 0
     fresh_sum: float = 0.0
 
 
@@ -324,8 +318,6 @@ class _Iteration:
         self.fresh_rows = 0
         self.path_rows = 0
         self.path_parts: dict[int, np.ndarray] = {}
-        self.origins: dict[int, np.ndarray] = {}  #: the path where each part started
-        self.waited = False  #: the norm test held the iteration back
 
     def path(self) -> np.ndarray | None:
         """The gradient path at ``x`` (average gradient change per row from the first
@@ -373,7 +365,6 @@ class ALBFGS(PairsInState, Solver):
         path = GradientPath(theta.shape)
         memory = self._attach(CurvatureMemory(self.options.memory,
                                               await initial_preconditioner(ctx, self.options)))
-        self._error = CompensationError(memory.h0)
         ctx.monitor.record(theta, force=True)
         it = _Iteration(engine.publish(theta), theta.copy(), -1)
         path.start(it.version)
@@ -428,7 +419,6 @@ class ALBFGS(PairsInState, Solver):
             rows = int(self._rows[p])
             it.path_rows += rows
             it.path_parts[p] = rows * path.at(before_version) + value[1] - before_grad
-            it.origins[p] = path.at(before_version)
 
     async def _first(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                      it: _Iteration) -> None:
@@ -448,57 +438,20 @@ class ALBFGS(PairsInState, Solver):
     async def _wait(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
                     it: _Iteration) -> None:
         """Collect results until a quorum of the rows is fresh and every partition that
-        is neither a straggler nor late in this iteration is, and the stale partitions'
-        carried gradients pass the norm test (:meth:`_trusted`). The norm test holds an
-        iteration for at most the median partition's typical task time, what one more
-        iteration costs: the stale results that arrive meanwhile replace older ones."""
+        is neither a straggler nor late in this iteration is."""
         engine = ctx.engine
-        held = None
         while len(it.fresh) < engine.n_partitions:
             slow = set() if self._verify else stragglers(table.times, self.options.patience)
             missing = [p for p in range(engine.n_partitions)
                        if p not in it.fresh and p not in slow]
-            ready = self._quorum(it) and not engine.batch_pending() and (
-                not missing or (not self._verify
-                                and self._late(table, missing) == set(missing)))
-            if ready and held is None and not self._trusted(ctx, table, path, it):
-                held = time.perf_counter() + float(np.nanmedian(table.times))
-                it.waited = True
-                self._state = replace(self._state, error_waits=self._state.error_waits + 1)
-            if ready and (held is None or time.perf_counter() >= held
-                          or self._trusted(ctx, table, path, it)):
+            if self._quorum(it) and not engine.batch_pending() and (
+                    not missing or (not self._verify
+                                    and self._late(table, missing) == set(missing))):
                 return
-            timeout = (max(0.0, held - time.perf_counter()) if ready and held is not None
-                       else None if self._verify else self._until_late(table, missing, it))
+            timeout = None if self._verify else self._until_late(table, missing, it)
             item = await engine.anext_result(timeout)
             if item is not None:
                 await self._receive(ctx, table, path, it, item)
-
-    def _trusted(self, ctx: RunContext, table: PartitionGradients, path: GradientPath,
-                 it: _Iteration) -> bool:
-        """The norm test on the aggregate at ``it.x``: the bound on the stale partitions'
-        compensation error (:class:`~daskasync.solvers.compensation.CompensationError`,
-        partitions carried by the same shift grouped) is at most ``error_bound`` times
-        the aggregate gradient. Passes when it cannot be evaluated (no path measured at
-        ``it.x`` yet, no ratio measured yet, the test disabled or compensation off)."""
-        now = it.path()
-        if (now is None or self._error.ratio is None or self.options.error_bound is None
-                or not self.options.compensate):
-            return True
-        stale = table.versions != it.version
-        total = table.gradient()
-        carried = []
-        for v in np.unique(table.versions[stale]):
-            if not path.has(int(v)):
-                return True
-            rows = self._rows[stale & (table.versions == v)]
-            shift = now - path.at(int(v))
-            total += float(rows.sum()) * shift
-            carried.append((float((rows.astype(np.float64) ** 2).sum()), shift))
-        gradient = total + ctx.problem.n * ctx.problem.smooth_gradient(it.x)
-        fresh = [(float(self._rows[p]), now - it.origins[p]) for p in sorted(it.origins)]
-        return self._error.trusted(gradient, carried, float(self._rows[stale].sum()), fresh,
-                                   self.options.error_bound)
 
     def _quorum(self, it: _Iteration) -> bool:
         return it.fresh_rows >= self.options.quorum * self._rows.sum()
@@ -594,8 +547,6 @@ class ALBFGS(PairsInState, Solver):
         self._verify = False
         fresh = it.fresh_rows / float(self._rows.sum())
         measured = it.path()
-        self._error.measure(it.path_parts, {p: int(self._rows[p]) for p in it.path_parts},
-                            it.origins)
         if move is not None:
             if measured is not None:
                 path.set(it.version, measured)

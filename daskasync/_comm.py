@@ -10,14 +10,51 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
+import numpy as np
 from distributed import Client, Future, as_completed
 
-__all__ = ["agather", "agather_done", "arunning_workers", "awho_has", "scatter_retrying",
-           "who_has_live"]
+__all__ = ["Landing", "agather", "agather_done", "arunning_workers", "awho_has",
+           "scatter_retrying", "who_has_live"]
 
 #: a worker dying under a transfer (distributed's CommClosedError is an OSError), or removed
 #: by the scheduler between its choice and the transfer's end (a KeyError naming it)
 _TRANSIENT = (KeyError, OSError, asyncio.TimeoutError)
+
+_PAD = np.zeros(8, dtype=np.uint8)
+
+
+def _landed(_pad: np.ndarray, value: Any) -> Any:
+    return value
+
+
+class Landing:
+    """``value`` wrapped so that its arrays arrive aligned on the worker it is scattered to.
+
+    A message's first out-of-band buffer is read into the same allocation as the
+    message's header (distributed's ``comm.tcp._add_frames_header``), at whatever offset
+    the header ends: a scattered float64 array or a CSR block's ``indices`` then lands
+    unaligned, and every task reading it copies it first
+    (:func:`daskasync.tasks.aligned`): `16 d` bytes per task for a SAGA model version,
+    the whole block for a block. The wrapper pickles a small pad ahead of
+    ``value`` so that the pad takes that place and every buffer of ``value`` is read into
+    an allocation of its own; the worker stores ``value`` itself, not the wrapper.
+    ``tests/test_comm.py`` checks the arrival on a real cluster and fails if distributed's
+    framing changes.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> pickle.loads(pickle.dumps(Landing([1, 2])))
+    [1, 2]
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return (_landed, (_PAD, self.value))
 
 
 async def scatter_retrying(
@@ -31,18 +68,20 @@ async def scatter_retrying(
 ) -> list[Future]:
     """``client.scatter(data, hash=False)`` from the client's event loop, retried when the
     chosen worker dies during the transfer: later attempts let the scheduler pick among
-    the live workers. ``keys`` names the futures (a suffix ``-a<k>`` marks a retry).
+    the live workers. ``keys`` names the futures (a suffix ``-a<k>`` marks a retry). The
+    arrays arrive aligned (:class:`Landing`).
 
     With ``broadcast`` and several ``workers`` (``keys`` given), each of them gets a copy
     under the same keys, sent to each directly and at once; a copy whose worker dies is
     left out (the others serve its tasks). Not ``Client.scatter(broadcast=True)``: the
     scheduler's replication behind it loops forever when a worker it copies to dies
     (dask/distributed#5704)."""
+    data = [Landing(v) for v in data]
     for attempt in range(attempts):
         where: dict[str, Any] = {} if workers is None else {"workers": list(workers)}
         try:
             if keys is None:
-                return list(await client.scatter(list(data), hash=False, **where))
+                return list(await client.scatter(data, hash=False, **where))
             named = {k if attempt == 0 else f"{k}-a{attempt}": v
                      for k, v in zip(keys, data, strict=True)}
             if broadcast and workers is not None and len(workers) > 1:

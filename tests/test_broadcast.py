@@ -6,6 +6,7 @@ Cluster behaviour is tested elsewhere; here the client is ``None`` or a tiny fak
 from __future__ import annotations
 
 import asyncio
+import pickle
 
 import numpy as np
 import pytest
@@ -200,7 +201,8 @@ class FakeClient:
 
     async def scatter(self, data, hash=True):
         assert hash is False
-        out = {k: FakeFuture(k, v) for k, v in data.items()}
+        # what a worker stores: the data as it arrives (pickled, as a scatter sends it)
+        out = {k: FakeFuture(k, pickle.loads(pickle.dumps(v))) for k, v in data.items()}
         self.scattered.extend(out.values())
         return out
 

@@ -14,7 +14,7 @@ import numpy as np
 from distributed import Client, Future, as_completed
 
 __all__ = ["Landing", "agather", "agather_done", "arunning_workers", "awho_has",
-           "scatter_retrying", "who_has_live"]
+           "cancel_quietly", "drain", "landing", "scatter_retrying", "who_has_live"]
 
 #: a worker dying under a transfer (distributed's CommClosedError is an OSError), or removed
 #: by the scheduler between its choice and the transfer's end (a KeyError naming it)
@@ -39,7 +39,8 @@ class Landing:
     ``value`` so that the pad takes that place and every buffer of ``value`` is read into
     an allocation of its own; the worker stores ``value`` itself, not the wrapper.
     ``tests/test_comm.py`` checks the arrival on a real cluster and fails if distributed's
-    framing changes.
+    framing changes. Workers in the client's own process (``inproc://`` addresses) get the
+    objects themselves, not serialized: :func:`landing` leaves those unwrapped.
 
     Examples
     --------
@@ -55,6 +56,16 @@ class Landing:
 
     def __reduce__(self) -> tuple:
         return (_landed, (_PAD, self.value))
+
+
+def landing(client: Client, values: Sequence[Any]) -> list[Any]:
+    """``values`` to scatter with ``client``: each wrapped in :class:`Landing`, unless the
+    cluster lives in the client's process (its scheduler's address is ``inproc://``:
+    scattered objects are handed over as they are, and would stay wrapped)."""
+    address = str(getattr(getattr(client, "scheduler", None), "address", "") or "")
+    if address.startswith("inproc://"):
+        return list(values)
+    return [Landing(v) for v in values]
 
 
 async def scatter_retrying(
@@ -76,7 +87,7 @@ async def scatter_retrying(
     left out (the others serve its tasks). Not ``Client.scatter(broadcast=True)``: the
     scheduler's replication behind it loops forever when a worker it copies to dies
     (dask/distributed#5704)."""
-    data = [Landing(v) for v in data]
+    data = landing(client, data)
     for attempt in range(attempts):
         where: dict[str, Any] = {} if workers is None else {"workers": list(workers)}
         try:
@@ -185,3 +196,18 @@ async def agather_done(client: Client, futures: Sequence[Future]) -> list:
     done = {f.key: f for f in futs if f.status == "finished"}
     got = await client.gather(done, errors="skip") if done else {}
     return [got.get(f.key) for f in futs]
+
+
+async def cancel_quietly(client: Any, futures: Sequence[Any]) -> None:
+    """Cancel the unfinished ``futures``; finished ones are left to whoever fetches their
+    results (cancelling a key while its result is fetched makes the scheduler log
+    "Couldn't gather keys")."""
+    pending = [f for f in futures if not f.done()]
+    if pending:
+        await client.cancel(pending)
+
+
+async def drain(ac: as_completed) -> None:
+    """Take everything ``ac`` still tracks (once cancelled or finished)."""
+    while not ac.is_empty():
+        await ac.__anext__()

@@ -52,3 +52,20 @@ def test_the_blocks_of_driver_side_sparse_data_arrive_aligned(client):
         assert np.isclose(X2.sum(), X.sum()) and np.isclose(y2.sum(), y.sum())
     finally:
         data.release()
+
+
+def test_workers_in_the_clients_process_get_the_objects_themselves():
+    """An in-process cluster hands scattered objects over without serializing them: they
+    must not stay wrapped."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(processes=False, n_workers=1, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        model = np.arange(6.0)
+        [fut] = client.sync(scatter_retrying, client, [model])
+        assert type(client.submit(lambda x: x, fut).result()) is np.ndarray
+        X = sp.random(40, 30, density=0.1, format="csr", random_state=0)
+        data = PartitionedData.from_arrays(X, np.ones(40), n_partitions=2, client=client)
+        assert sp.issparse(data.gather()[0])
+        data.release()
+        del fut

@@ -20,7 +20,7 @@ from typing import Any
 
 from distributed import Client, Future, as_completed
 
-from .._comm import Landing, arunning_workers, awho_has
+from .._comm import arunning_workers, awho_has, landing
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ async def aplace(
             if not ncores:
                 continue
             for worker, idx in choose(todo, ncores).items():
-                blocks = [Landing(make(i)) for i in idx]  # arrive aligned
+                blocks = landing(client, [make(i) for i in idx])  # arrive aligned
                 try:
                     futs = await client.scatter(blocks, workers=[worker], hash=False)
                 except WORKER_GONE as err:  # that worker is gone: the next attempt

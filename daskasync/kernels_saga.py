@@ -28,6 +28,7 @@ from .kernels_saga_fast import fast_applies, saga_fast
 from .kernels_saga_lazy import LazySagaResult, saga_sequential_lazy, saga_sequential_sparse
 from .losses import LogisticLoss, Loss, MultinomialLoss, SquaredLoss
 from .tasks import _rows, _xt_dot, margins, sample_rows
+from .views import ColumnView
 
 __all__ = ["saga_batch_kernel", "saga_sequential_kernel", "sequential_loss_code"]
 
@@ -164,10 +165,14 @@ def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
     ----------
     block : tuple
         ``(X, y)``, ``X`` dense or scipy sparse.
-    model : ndarray
+    model : ndarray or ColumnView
         The model ``theta`` (shape ``(dim,)``, or ``(K, dim)`` for ``K`` classes); when
         ``mean`` is None, ``theta`` and ``alpha_bar`` stacked, shape ``(2, *theta.shape)``
-        (one published array for both).
+        (one published array for both). Or that stacked array on the columns of the
+        block's rows and the intercept only (a :class:`~daskasync.views.ColumnView`, its
+        index holding every column of the block's nonzeros): on sparse ``X`` with
+        ``sparse_result`` and ``step * lam2 < 1``, the pass reads and returns the same
+        values as with the whole model, in ``O(len(index))`` instead of ``O(d)``.
     old : ndarray
         Stored scalars of the sampled rows, ``(B,)`` or ``(B, K)``.
     mean : ndarray, optional
@@ -196,6 +201,13 @@ def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
     """
     X, y = block
     m, d = X.shape
+    columns = None
+    if isinstance(model, ColumnView):
+        if not (sp.issparse(X) and lazy and sparse_result and step * lam2 < 1.0 and mean is None):
+            raise ValueError("model: a ColumnView needs sparse rows, the compact result "
+                             "(sparse_result, lazy, step * lam2 < 1) and no separate mean")
+        columns = model.index[: len(model.index) - bool(fit_intercept)]
+        model = model.values
     if mean is None:
         if np.shape(model)[0] != 2:
             raise ValueError(f"without mean, model stacks (theta, alpha_bar): got {np.shape(model)}")
@@ -217,7 +229,7 @@ def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
         if lazy and fast_applies(X, K, lam1, step, lam2):
             out = saga_fast(X, y, idx, order, W0, M0, old2, step=step, lam2=lam2, inv_n=1.0 / n,
                             loss_code=loss_code, fit_intercept=fit_intercept,
-                            compact=sparse_result)
+                            compact=sparse_result, columns=columns)
             if sparse_result:
                 return out._replace(new=out.new.reshape(old.shape))
             W, M, S, new = out
@@ -225,7 +237,7 @@ def saga_sequential_kernel(  # noqa: PLR0913 - the task's keyword arguments
                     new.reshape(old.shape), len(idx), S.reshape(theta.shape))
         if lazy and step * lam2 < 1.0 and sparse_result:
             res = saga_sequential_sparse(X.data, X.indices, X.indptr, y, idx, order, W0, M0,
-                                         old2, *scalars)
+                                         old2, *scalars, columns=columns)
             return res._replace(new=res.new.reshape(old.shape))
     W, M, S = W0.copy(), M0.copy(), np.zeros_like(W0)
     rest = (y, idx, order, W, M, S, old2, *scalars)

@@ -396,7 +396,7 @@ def _gather_rows(data, indices, indptr, rows):
 
 def saga_sequential_sparse(  # noqa: PLR0913 - the kernel's flat signature
     data, indices, indptr, y, rows, order, W0, M0, old, step, lam2, lam1, inv_n,
-    loss_code, fit_intercept, d,
+    loss_code, fit_intercept, d, columns=None,
 ) -> LazySagaResult:
     """The pass of :func:`saga_sequential_lazy`, returned as a :class:`LazySagaResult`.
 
@@ -412,7 +412,12 @@ def saga_sequential_sparse(  # noqa: PLR0913 - the kernel's flat signature
 fit_intercept, d
         As for :func:`saga_sequential_lazy`. Requires ``step * lam2 < 1``.
     W0, M0 : ndarray, shape (K, d + fit_intercept)
-        The model and ``alpha_bar`` the task starts from (float64, not modified).
+        The model and ``alpha_bar`` the task starts from (float64, not modified); with
+        ``columns``, shape ``(K, len(columns) + fit_intercept)``, their values on
+        ``columns``.
+    columns : ndarray of int, optional
+        Sorted columns holding every nonzero of the sampled rows (a
+        :class:`~daskasync.views.ColumnView`'s).
 
     Returns
     -------
@@ -423,8 +428,11 @@ fit_intercept, d
     cols, local = np.unique(sub_indices, return_inverse=True)
     cols = cols.astype(np.int32 if d < 2**31 else np.int64)
     u = cols.shape[0]
-    W = np.ascontiguousarray(np.concatenate([W0[:, cols], W0[:, d:]], axis=1))
-    M = np.ascontiguousarray(np.concatenate([M0[:, cols], M0[:, d:]], axis=1))
+    at, head = cols, d  # where cols and the intercept sit in W0 and M0
+    if columns is not None:
+        at, head = np.searchsorted(columns, cols), len(columns)
+    W = np.ascontiguousarray(np.concatenate([W0[:, at], W0[:, head:]], axis=1))
+    M = np.ascontiguousarray(np.concatenate([M0[:, at], M0[:, head:]], axis=1))
     S = np.zeros_like(W)
     B = rows.shape[0]
     new = saga_sequential_lazy(
@@ -433,11 +441,11 @@ fit_intercept, d
     )
     intercept = None
     if fit_intercept:
-        intercept = np.stack([W[:, u] - W0[:, d], M[:, u] - M0[:, d], S[:, u]])
+        intercept = np.stack([W[:, u] - W0[:, head], M[:, u] - M0[:, head], S[:, u]])
     return LazySagaResult(
         indices=cols,
         model=np.ascontiguousarray(W[:, :u]),
-        mean_delta=M[:, :u] - M0[:, cols],
+        mean_delta=M[:, :u] - M0[:, at],
         smooth=np.ascontiguousarray(S[:, :u]) if lam1 > 0.0 else None,
         intercept=intercept,
         new=new,

@@ -121,7 +121,11 @@ def minimize(
     beta, tau
         Quorum fraction; staleness bound (results staler than ``tau`` are dropped).
     window, transport
-        Model history window and how versions travel (see :class:`Broadcaster`).
+        Model history window and how versions travel (see :class:`Broadcaster`). With
+        ``"auto"`` the sequential SAGA solvers on sparse blocks that hold at most a
+        quarter of the columns ship each task the version on its block's columns only
+        (:class:`~daskasync.views.ColumnView`): the same iterates for fewer bytes;
+        ``result.settings["model_views"]`` counts those partitions.
     stragglers, straggler_c, warmup_tasks, avg_task_time
         Straggler injection for experiments (off by default).
     seed : int

@@ -57,7 +57,9 @@ class FitResult:
     settings : dict
         The run's resolved settings: ``step_size``, ``combine``, the solver's options, ...,
         and ``avg_task_time``, the mean compute time of the warm-up tasks that scales
-        straggler delays (see ``minimize(avg_task_time=...)``).
+        straggler delays (see ``minimize(avg_task_time=...)``), and ``model_views``, the
+        partitions whose tasks were shipped the model on their block's columns only
+        (sparse, wide data: see ``minimize(transport=...)``).
     """
 
     solver: str

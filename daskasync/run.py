@@ -150,6 +150,7 @@ async def _run(engine: Engine, config: RunConfig, solver: Solver, span_id: str) 
         if ckpt["path"] is not None:
             state.save(ckpt["path"])
         settings["avg_task_time"] = engine.avg_task_time
+        settings["model_views"] = engine.views.n_partitions
         settings["solver_state"] = {k: v for k, v in solver.state.to_dict().items()
                                     if not isinstance(v, np.ndarray)}
         result = await monitor.finish(engine, final, solver=config.name, settings=settings,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from distributed import CancelledError, as_completed
 
-from .._comm import agather, agather_done, scatter_retrying
+from .._comm import agather, agather_done, cancel_quietly, drain, scatter_retrying
 from ..constraints import Interval, check
 from ..problem import RowStats
 from ..stragglers import Straggler, make_straggler
@@ -34,6 +34,7 @@ from .broadcast import Broadcaster
 from .coordinator import Coordinator, ResultAttributes, Ticket
 from .launcher import Launcher, TaskSpec, gone
 from .recovery import Recovery
+from .views import ViewShipper
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +47,6 @@ _run_counter = itertools.count()
 
 #: seconds :meth:`Engine.acancel_in_flight` waits for results already on their way
 DRAIN_TIMEOUT = 5.0
-
-
-async def _cancel_quietly(client: Any, futures: Sequence[Any]) -> None:
-    """Cancel the unfinished ``futures``; finished ones are left to whoever fetches their
-    results (cancelling a key while its result is fetched makes the scheduler log
-    "Couldn't gather keys")."""
-    pending = [f for f in futures if not f.done()]
-    if pending:
-        await client.cancel(pending)
-
-
-async def _drain(ac: as_completed) -> None:
-    """Take everything ``ac`` still tracks (once cancelled or finished)."""
-    while not ac.is_empty():
-        await ac.__anext__()
 
 
 class Engine:
@@ -177,6 +163,9 @@ class Engine:
         self.broadcaster.release_future = self.launcher.release_later
         self.recovery = Recovery(data, self.launcher, self.broadcaster,
                                  max_recoveries=max_recoveries, watch_interval=watch_interval)
+        #: the views of versions shipped to tasks (:meth:`ViewShipper.restrict`)
+        self.views = ViewShipper(self.client, self.broadcaster, self.coordinator,
+                                 self.recovery, self.launcher)
         self._tickets: dict[Any, Ticket] = {}
         self._specs: dict[Any, TaskSpec] = {}
         self._on_version: Counter[int] = Counter()  # tasks in flight per model version
@@ -251,13 +240,17 @@ class Engine:
         self, kernel: Callable, partitions: Sequence[int], args: TaskArgs, version: int,
         kind: str,
     ) -> tuple[list[Ticket], list[TaskSpec]]:
-        """A ticket and a launchable spec per partition, all on model ``version``."""
+        """A ticket and a launchable spec per partition, all on model ``version`` (or views)."""
         version = self.broadcaster._check(version)
-        # a scattered version goes to its tasks' blocks (running at the last look)
-        homes, running = self.coordinator.homes or [], self.recovery.running
-        where = sorted({homes[p] for p in partitions if homes[p] is not None
-                        and (running is None or homes[p] in running)})
-        ref = await self.broadcaster._ref(version, uses=len(partitions), workers=where)
+        viewed = [p for p in partitions if kind == "grad" and self.views.has(p)]
+        ref = None
+        if len(viewed) < len(partitions):
+            # a scattered version goes to its tasks' blocks (running at the last look)
+            homes, running = self.coordinator.homes or [], self.recovery.running
+            where = sorted({homes[p] for p in partitions if homes[p] is not None
+                            and p not in viewed and (running is None or homes[p] in running)})
+            ref = await self.broadcaster._ref(version, uses=len(partitions) - len(viewed),
+                                              workers=where)
         delay = self._task_delay_args()
         tickets, specs = [], []
         for p in partitions:
@@ -265,6 +258,8 @@ class Engine:
             kw = args(p, ticket.task_index) if callable(args) else (args or {})
             specs.append(TaskSpec(kernel, p, version, ref, ticket.task_index, kw, kind, delay))
             tickets.append(ticket)
+        if viewed:
+            await self.views.ascatter(version, [s for s in specs if s.partition in set(viewed)])
         return tickets, specs
 
     async def asubmit(
@@ -372,6 +367,7 @@ class Engine:
                     self._track(fut, ticket, spec)  # computes it again
                 continue
             self.launcher.release_later(fut)  # after the next launch: see release_later
+            self.views.release(spec)
             return res[0], self._completed(ticket, res[1], self.barrier.max_staleness)
 
     async def _relaunch(self, ticket: Ticket, spec: TaskSpec) -> None:
@@ -478,6 +474,8 @@ class Engine:
         finally:  # released after the next launch (a traceback must not keep them alive)
             pool.difference_update(futs)
             self.launcher.release_later(*futs)
+            for spec in specs:
+                self.views.release(spec)
 
     # -- full passes (objective, gradient, row norms) --------------------------------------
     async def amap_partitions(self, kernel: Callable, model: Any, kind: str, **kwargs) -> list:
@@ -548,14 +546,16 @@ class Engine:
         dropped = [f for f in self._tickets if f.done()]  # the ready ones among them
         for ticket in self._tickets.values():
             self.coordinator.cancel(ticket)
+        for spec in self._specs.values():
+            self.views.release(spec)
         self._tickets.clear()
         self._specs.clear()
         self._on_version.clear()
         self._ready.clear()
         self._gathering.clear()
-        await _cancel_quietly(self.client, futs)
+        await cancel_quietly(self.client, futs)
         try:
-            await asyncio.wait_for(_drain(self._ac), DRAIN_TIMEOUT)
+            await asyncio.wait_for(drain(self._ac), DRAIN_TIMEOUT)
         except asyncio.TimeoutError:
             pass
         self._ac.clear()
@@ -574,7 +574,7 @@ class Engine:
         await self.acancel_in_flight()
         passes = list(self._passes)
         self._passes.clear()
-        await _cancel_quietly(self.client, passes)  # finished ones: their gather releases them
+        await cancel_quietly(self.client, passes)  # finished ones: their gather releases them
         self.launcher.flush_releases()
         self.broadcaster.release()
 

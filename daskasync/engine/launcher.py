@@ -36,13 +36,15 @@ class TaskSpec:
     kernel: Callable
     partition: int
     version: int
-    ref: Any  #: the model (inline array or future of a scattered version)
+    ref: Any  #: the model (inline array, future of a scattered version or of a view)
     task_index: int
     kwargs: dict
     kind: str
     delay: tuple[Straggler | None, float] = (None, 0.0)
     priority: int = 0
     part: Any = None  #: the block's future the task was launched with
+    #: ``ref`` is this task's own view of its version (:class:`~daskasync.views.ColumnView`)
+    view: bool = False
     #: the specs launched in the same message (this one included): the scheduler cancels
     #: a whole message when one of its tasks needs a lost key
     siblings: tuple[TaskSpec, ...] = field(default=(), repr=False)

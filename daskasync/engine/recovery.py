@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._comm import arunning_workers
@@ -64,6 +64,9 @@ class Recovery:
         #: messages of tasks repaired so far (their other tasks were cancelled with them)
         self._repaired_groups: set[tuple[TaskSpec, ...]] = set()
         self._spreading: asyncio.Task | None = None
+        #: ``await remake_view(spec)``: a new copy of the view a task was shipped (set by
+        #: the engine; a view is the task's own, not one of the broadcaster's versions)
+        self.remake_view: Callable[[TaskSpec], Awaitable[Any]] | None = None
 
     async def arepair(self, specs: Sequence[TaskSpec]) -> None:
         """Tasks of ``specs`` were cancelled by the cluster: re-create the blocks and model
@@ -92,7 +95,10 @@ class Recovery:
         self.launcher.set_parts(self.data.parts)
         for s in specs:
             if gone(s.ref):
-                s.ref = await self._version(s.version)
+                if s.view and self.remake_view is not None:
+                    s.ref = await self.remake_view(s)
+                else:
+                    s.ref = await self._version(s.version)
         self.n_relaunched += len(specs)
 
     def _explained(self, specs: Sequence[TaskSpec], groups: set[tuple[TaskSpec, ...]]) -> bool:

@@ -71,6 +71,7 @@ class ASAGA(Solver):
         engine, monitor = ctx.engine, ctx.monitor
         tasks = SagaTasks(engine, ctx.problem, ctx.history, ctx.fraction,
                           self.options.inner, ctx.schedule(0))
+        await tasks.arestrict()
         step_rule = self._sequential if self.options.inner == "sequential" else self._batch
         apply = step_rule(ctx, theta, tasks)
         engine.publish(tasks.model(theta))

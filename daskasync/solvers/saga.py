@@ -73,6 +73,7 @@ class SAGA(Solver):
         weight = opts.weight(engine.n_partitions)
         step0 = ctx.schedule(0)
         tasks = SagaTasks(engine, problem, ctx.history, ctx.fraction, opts.inner, step0)
+        await tasks.arestrict()
         engine.publish(tasks.model(theta))
         monitor.record(theta, force=True)
         while True:
@@ -101,12 +102,13 @@ def _apply_changes(theta: np.ndarray, attrs: list, changes: list, tasks: SagaTas
     step). Returns the rows the round sampled."""
     for a, change in zip(attrs, changes, strict=True):
         tasks.store_change(a.partition, a.task_index, change)
-    total = np.zeros_like(theta)
+    total = tasks.zeros_like(theta)
     prox = problem.penalty.has_prox
     for change in changes:
         (change.add_smooth if prox else change.add_model)(total)
     count = sum(change.count for change in changes)
-    theta += weight * total
+    total *= weight
+    theta += total
     if prox:
         problem.prox(theta, weight * count * step)
     return count

@@ -21,6 +21,7 @@ from ..kernels_saga import saga_batch_kernel, saga_sequential_kernel, sequential
 from ..kernels_saga_apply import DenseSagaChange, SagaChange, saga_change
 from ..problem import Problem, RowStats, lipschitz_constant
 from ..tasks import sample_rows
+from ..views import block_columns, view_worthwhile
 
 __all__ = ["SagaOptions", "SagaTasks", "batch_step", "check_saga_options", "saga_auto_step"]
 
@@ -87,6 +88,7 @@ class SagaTasks:
         self.inner = inner
         self.sizes = np.diff(engine.data.offsets)
         self._rows: dict[tuple[int, int], np.ndarray] = {}
+        self._zeros: np.ndarray | None = None
         pen = problem.penalty
         self.kernel = saga_sequential_kernel if inner == "sequential" else saga_batch_kernel
         base: dict[str, Any] = {"fraction": fraction, "fit_intercept": problem.fit_intercept}
@@ -102,6 +104,37 @@ class SagaTasks:
         else:
             base["loss"] = problem.loss
         self.base = base
+
+    async def arestrict(self) -> None:
+        """Ship each sequential task its version on its block's columns only (a
+        :class:`~daskasync.views.ColumnView`) where the block has few of the ``d``
+        columns (:func:`~daskasync.views.view_worthwhile`): on sparse blocks with the
+        just-in-time pass, which reads nothing else, when versions travel as the
+        broadcaster sees fit (``transport="auto"``). One pass per block finds its
+        columns."""
+        b, engine = self.base, self.engine
+        if (self.inner != "sequential" or not engine.data.is_sparse
+                or engine.broadcaster.transport != "auto" or not b["step"] * b["lam2"] < 1.0):
+            return
+        d = engine.data.d
+        width = d + bool(b["fit_intercept"])
+        index = []
+        for cols in await engine.amap_partitions(block_columns, None, "columns"):
+            if b["fit_intercept"]:
+                cols = np.append(cols, np.asarray(d, dtype=cols.dtype))
+            index.append(cols if view_worthwhile(len(cols), width) else None)
+        if any(i is not None for i in index):
+            engine.views.restrict(index)
+
+    def zeros_like(self, theta: np.ndarray) -> np.ndarray:
+        """A zeroed array shaped like ``theta``, the same one every call (a round's sum
+        of changes): a fresh large array costs a page fault per 4 KB each round."""
+        held = self._zeros
+        if held is None or held.shape != theta.shape or held.dtype != theta.dtype:
+            held = self._zeros = np.zeros_like(theta)
+        else:
+            held.fill(0.0)
+        return held
 
     def model(self, theta: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """What a model version holds: ``(theta, alpha_bar)`` in the sequential form (the

@@ -132,7 +132,7 @@ class Monitor:
         self._updates: list[int] = []
         self._epochs: list[float] = []
         self._stale: list[tuple[float, int]] = []
-        self._snaps: list[np.ndarray] = []
+        self._snaps: list[np.ndarray | None] = []
         self._known_obj: dict[int, float] = {}
         self._pending: asyncio.Future | None = None
         self._pending_theta: np.ndarray | None = None
@@ -172,7 +172,8 @@ class Monitor:
         self._epochs.append(self.epochs)
         co = self.engine.coordinator if self.engine is not None else None
         self._stale.append(co.staleness_window() if co is not None else (0.0, 0))
-        self._snaps.append(theta.copy())
+        # a copy for the objective evaluated after the run (none when it is not asked for)
+        self._snaps.append(theta.copy() if self.record_objective else None)
         if self.callback is not None:
             self._call(theta, done=False)
 
@@ -338,7 +339,7 @@ class Monitor:
                                  staleness=engine.coordinator.mean_recent_staleness)
         if self.callback is not None:
             self._call(theta, done=True)
-        objectives = np.full(len(self._snaps), np.nan)
+        objectives = np.full(len(self._updates), np.nan)
         todo = []
         for i, u in enumerate(self._updates):
             if u in self._known_obj:

@@ -10,8 +10,9 @@ end of the first epoch and the end of the last (the first epoch includes compila
 warm-up), for every solver.
 
 ``bytes``: at ``d = 1e6`` (``--ds``), one asynchronous SAGA task with ``--fraction`` of a
-partition's rows: the pickled size of what it is shipped (its arguments and the model
-version it reads) and of its result, against the CSR size of its sampled rows.
+partition's rows: the pickled size of what it is shipped (its arguments, and the model
+version or the view of it on its block's columns that it reads) and of its result, against
+the CSR size of its sampled rows.
 
 ``l1``: rcv1-like text data, ``LogisticRegression(penalty="l1")`` with default settings
 against scikit-learn's saga run to ``tol=1e-12``: the Jaccard index of the nonzero sets and
@@ -125,6 +126,7 @@ def task_bytes(client: Any, *, d: int = 1_000_000, n: int = 100_000, nnz: int = 
     from ..kernels_saga import saga_sequential_kernel, sequential_loss_code
     from ..losses import LogisticLoss
     from ..tasks import sample_rows
+    from ..views import block_columns, restrict
 
     data = PartitionedData.synthetic("rcv1", n=n, d=d, n_partitions=partitions, seed=seed,
                                      client=client, density=nnz / d)
@@ -137,15 +139,21 @@ def task_bytes(client: Any, *, d: int = 1_000_000, n: int = 100_000, nnz: int = 
                   fit_intercept=False, old=np.zeros(len(idx)), step=0.1, lam2=1.0 / n,
                   lam1=0.0, n=n, sparse_result=True)
 
-        def run(block: Any, model: np.ndarray) -> tuple[int, int, int]:
+        def run(block: Any, model: np.ndarray) -> tuple[int, int, int, int, int]:
             out = saga_sequential_kernel(block, model, partition=0, task_index=0, seed=seed,
                                          **kw)
+            view = restrict(model, block_columns(block))
+            same = saga_sequential_kernel(block, view, partition=0, task_index=0, seed=seed,
+                                          **kw)
+            assert np.array_equal(same.model, out.model)
             Xs = block[0][idx]
             csr = Xs.data.nbytes + Xs.indices.nbytes + Xs.indptr.nbytes
-            return len(pickle.dumps(out, protocol=5)), csr, int(Xs.nnz)
+            return (len(pickle.dumps(out, protocol=5)), csr, int(Xs.nnz),
+                    len(pickle.dumps(view, protocol=5)), len(view.index))
 
         [shipped] = client.scatter([model], hash=False)
-        out_bytes, csr_bytes, sampled_nnz = client.submit(run, data.parts[0], shipped).result()
+        out_bytes, csr_bytes, sampled_nnz, view_bytes, block_cols = client.submit(
+            run, data.parts[0], shipped).result()
         shipped.release()
     finally:
         data.release()
@@ -153,7 +161,8 @@ def task_bytes(client: Any, *, d: int = 1_000_000, n: int = 100_000, nnz: int = 
     return {"d": d, "fraction": fraction, "sampled_rows": len(idx),
             "sampled_nnz": sampled_nnz, "sampled_rows_csr_bytes": csr_bytes,
             "result_bytes": out_bytes, "result_bytes_per_nnz": out_bytes / sampled_nnz,
-            "task_arguments_bytes": args_bytes, "model_version_bytes": int(model.nbytes)}
+            "task_arguments_bytes": args_bytes, "model_version_bytes": int(model.nbytes),
+            "block_columns": block_cols, "model_view_bytes": view_bytes}
 
 
 def l1_support(client: Any, *, n: int = 20_000, d: int = 20_000, nnz: int = 60,

@@ -25,6 +25,7 @@ from .engine import (
     ResultAttributes,
     Sync,
     Ticket,
+    ViewShipper,
     WorkerStats,
     make_barrier,
 )
@@ -41,6 +42,7 @@ from .solvers import SOLVERS, Solver, SolverState, get_solver, register_solver
 from .state import RunState
 from .stragglers import Cloud, DelayFunction, Intensity, NoStragglers, Straggler, make_straggler
 from .tasks import sample_rows
+from .views import ColumnView
 
 if TYPE_CHECKING:
     from .estimators import LinearRegression, LogisticRegression
@@ -86,6 +88,7 @@ __all__ = [
     "BoundedStaleness",
     "Broadcaster",
     "Cloud",
+    "ColumnView",
     "Coordinator",
     "DelayFunction",
     "ElasticNet",
@@ -111,6 +114,7 @@ __all__ = [
     "Straggler",
     "Sync",
     "Ticket",
+    "ViewShipper",
     "WorkerStats",
     "__version__",
     "constant",

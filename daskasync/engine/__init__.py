@@ -17,6 +17,7 @@ from .coordinator import Coordinator, PartitionState, ResultAttributes, Ticket, 
 from .driver import Engine
 from .history import GradientHistory
 from .sync import run_sync
+from .views import ViewShipper
 
 __all__ = [
     "BARRIERS",
@@ -35,6 +36,7 @@ __all__ = [
     "ResultAttributes",
     "Sync",
     "Ticket",
+    "ViewShipper",
     "WorkerStats",
     "make_barrier",
     "run_sync",

@@ -242,7 +242,7 @@ class Engine:
     ) -> tuple[list[Ticket], list[TaskSpec]]:
         """A ticket and a launchable spec per partition, all on model ``version`` (or views)."""
         version = self.broadcaster._check(version)
-        viewed = [p for p in partitions if kind == "grad" and self.views.has(p)]
+        viewed = {p for p in partitions if kind == "grad" and self.views.has(p)}
         ref = None
         if len(viewed) < len(partitions):
             # a scattered version goes to its tasks' blocks (running at the last look)
@@ -251,15 +251,15 @@ class Engine:
                             and p not in viewed and (running is None or homes[p] in running)})
             ref = await self.broadcaster._ref(version, uses=len(partitions) - len(viewed),
                                               workers=where)
+        views = await self.views.aviews(version, sorted(viewed)) if viewed else {}
         delay = self._task_delay_args()
         tickets, specs = [], []
         for p in partitions:
             ticket = self.coordinator.submit(p, version, kind)
             kw = args(p, ticket.task_index) if callable(args) else (args or {})
-            specs.append(TaskSpec(kernel, p, version, ref, ticket.task_index, kw, kind, delay))
+            specs.append(TaskSpec(kernel, p, version, views.get(p, ref), ticket.task_index, kw,
+                                  kind, delay, view=p in views))
             tickets.append(ticket)
-        if viewed:
-            await self.views.ascatter(version, [s for s in specs if s.partition in set(viewed)])
         return tickets, specs
 
     async def asubmit(

@@ -50,7 +50,7 @@ class ViewShipper:
         self.launcher = launcher
         #: per partition, the positions of a version its tasks read (None: the whole)
         self.index: list[np.ndarray | None] | None = None
-        self._n_remade = itertools.count()
+        self._n_sent = itertools.count()
         recovery.remake_view = self.aremake
 
     def restrict(self, index: Sequence[np.ndarray | None] | None) -> None:
@@ -72,33 +72,32 @@ class ViewShipper:
         """Partitions whose tasks get views."""
         return 0 if self.index is None else sum(i is not None for i in self.index)
 
-    async def ascatter(self, version: int, specs: Sequence[TaskSpec], suffix: str = "") -> None:
-        """Point each spec at a view of ``version`` of its own, on its block's worker (one
-        scatter per worker, all at once)."""
+    async def aviews(self, version: int, partitions: Sequence[int]) -> dict[int, Any]:
+        """A view of ``version`` for each of ``partitions``, scattered to its block's worker
+        (one scatter per worker, all at once): partition -> future. Each is a task's own,
+        under a key of its own."""
         assert self.index is not None
         arr = self.broadcaster.shipped(version)
         homes, running = self.coordinator.homes or [], self.recovery.running
-        by_home: dict[str | None, list[TaskSpec]] = {}
-        for s in specs:
-            home = homes[s.partition] if homes else None
+        by_home: dict[str | None, list[int]] = {}
+        for p in partitions:
+            home = homes[p] if homes else None
             if running is not None and home not in running:
                 home = None  # the scheduler picks a worker
-            by_home.setdefault(home, []).append(s)
+            by_home.setdefault(home, []).append(p)
         key = self.broadcaster.key(version)
         sent = await asyncio.gather(*(
             scatter_retrying(
-                self.client, [restrict(arr, self.index[s.partition]) for s in group],
-                keys=[f"{key}-p{s.partition}-t{s.task_index}{suffix}" for s in group],
+                self.client, [restrict(arr, self.index[p]) for p in group],
+                keys=[f"{key}-p{p}-n{next(self._n_sent)}" for p in group],
                 workers=None if home is None else [home])
             for home, group in by_home.items()))
-        for group, futs in zip(by_home.values(), sent, strict=True):
-            for s, fut in zip(group, futs, strict=True):
-                s.ref, s.view = fut, True
+        return {p: fut for group, futs in zip(by_home.values(), sent, strict=True)
+                for p, fut in zip(group, futs, strict=True)}
 
     async def aremake(self, spec: TaskSpec) -> Any:
         """Scatter again the view of a task whose copy was lost with its worker."""
-        await self.ascatter(spec.version, [spec], suffix=f"-r{next(self._n_remade)}")
-        return spec.ref
+        return (await self.aviews(spec.version, [spec.partition]))[spec.partition]
 
     def release(self, spec: TaskSpec | None) -> None:
         """A task's view is not needed once its result is taken (or it is cancelled)."""

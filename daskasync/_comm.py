@@ -61,7 +61,9 @@ class Landing:
 def landing(client: Client, values: Sequence[Any]) -> list[Any]:
     """``values`` to scatter with ``client``: each wrapped in :class:`Landing`, unless the
     cluster lives in the client's process (its scheduler's address is ``inproc://``:
-    scattered objects are handed over as they are, and would stay wrapped)."""
+    scattered objects are handed over as they are, and would stay wrapped). The address
+    is read from ``client.scheduler``, the connection distributed's own docs point to
+    (``Client.scheduler_info``); ``tests/test_comm.py`` fails if it stops telling."""
     address = str(getattr(getattr(client, "scheduler", None), "address", "") or "")
     if address.startswith("inproc://"):
         return list(values)

@@ -246,9 +246,9 @@ class Engine:
         ref = None
         if len(viewed) < len(partitions):
             # a scattered version goes to its tasks' blocks (running at the last look)
-            homes, running = self.coordinator.homes or [], self.recovery.running
-            where = sorted({homes[p] for p in partitions if homes[p] is not None
-                            and p not in viewed and (running is None or homes[p] in running)})
+            homes = self.coordinator.homes
+            where = sorted({h for p in partitions
+                            if p not in viewed and (h := self.recovery.home(homes, p))})
             ref = await self.broadcaster._ref(version, uses=len(partitions) - len(viewed),
                                               workers=where)
         views = await self.views.aviews(version, sorted(viewed)) if viewed else {}

@@ -68,6 +68,12 @@ class Recovery:
         #: the engine; a view is the task's own, not one of the broadcaster's versions)
         self.remake_view: Callable[[TaskSpec], Awaitable[Any]] | None = None
 
+    def home(self, homes: Sequence[str | None] | None, partition: int) -> str | None:
+        """``homes[partition]`` (the worker holding its block) if it was running at the
+        last look, else None (where its data goes, the scheduler picks then)."""
+        home = homes[partition] if homes else None
+        return home if self.running is None or home in self.running else None
+
     async def arepair(self, specs: Sequence[TaskSpec]) -> None:
         """Tasks of ``specs`` were cancelled by the cluster: re-create the blocks and model
         versions they need, and point the specs at the new copies."""

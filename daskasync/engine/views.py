@@ -78,13 +78,9 @@ class ViewShipper:
         under a key of its own."""
         assert self.index is not None
         arr = self.broadcaster.shipped(version)
-        homes, running = self.coordinator.homes or [], self.recovery.running
         by_home: dict[str | None, list[int]] = {}
-        for p in partitions:
-            home = homes[p] if homes else None
-            if running is not None and home not in running:
-                home = None  # the scheduler picks a worker
-            by_home.setdefault(home, []).append(p)
+        for p in partitions:  # None: the scheduler picks a worker
+            by_home.setdefault(self.recovery.home(self.coordinator.homes, p), []).append(p)
         key = self.broadcaster.key(version)
         sent = await asyncio.gather(*(
             scatter_retrying(

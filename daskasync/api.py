@@ -48,7 +48,7 @@ def minimize(
     barrier: str | Barrier | Callable | None = None,
     beta: float = 0.93,
     tau: int | None = None,
-    window: int = 16,
+    window: int | None = None,
     transport: str = "auto",
     stragglers: str | Straggler | Callable | None = None,
     straggler_c: float = 1.0,
@@ -121,7 +121,9 @@ def minimize(
     beta, tau
         Quorum fraction; staleness bound (results staler than ``tau`` are dropped).
     window, transport
-        Model history window and how versions travel (see :class:`Broadcaster`). With
+        Model history window (default: 16 versions, fewer for versions over 4 MB, see
+        :func:`~daskasync.engine.broadcast.default_window`) and how versions travel (see
+        :class:`Broadcaster`). With
         ``"auto"`` the sequential SAGA solvers on sparse blocks that hold at most a
         quarter of the columns ship each task the version on its block's columns only
         (:class:`~daskasync.views.ColumnView`): the same iterates for fewer bytes;

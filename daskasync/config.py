@@ -44,7 +44,7 @@ CONSTRAINTS: dict[str, list] = {
     "step_size": [_POSITIVE, Options("auto")],
     "l1_ratio": [Interval("real", 0, 1)],
     "tau": [Interval("int", 0), None],
-    "window": [_POSITIVE_INT],
+    "window": [_POSITIVE_INT, None],
     "transport": [Options(*TRANSPORTS)],
     "straggler_c": [Interval("real", 0)],
     "warmup_tasks": [Interval("int", 0), None],
@@ -267,7 +267,7 @@ def _fingerprint(data: Any, problem: Problem, solver: type[Solver], options: Any
             stragglers=straggler.describe(),
             warmup_tasks=args["warmup_tasks"],
             avg_task_time=args["avg_task_time"],
-            window=int(args["window"]),
+            window=None if args["window"] is None else int(args["window"]),
             staleness_aware=bool(args["staleness_aware"]),
         )
     return fp

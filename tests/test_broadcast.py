@@ -11,7 +11,13 @@ import pickle
 import numpy as np
 import pytest
 
-from daskasync.engine.broadcast import TRANSPORTS, Broadcaster
+from daskasync.engine.broadcast import (
+    DEFAULT_WINDOW,
+    TRANSPORTS,
+    WINDOW_MAX_BYTES,
+    Broadcaster,
+    default_window,
+)
 
 
 def publish_range(b: Broadcaster, n: int, d: int = 3) -> list[int]:
@@ -151,7 +157,7 @@ def test_bad_window_value(window):
         Broadcaster(None, window=window)
 
 
-@pytest.mark.parametrize("window", [1.0, "2", True, None])
+@pytest.mark.parametrize("window", [1.0, "2", True])
 def test_bad_window_type(window):
     with pytest.raises(TypeError, match="window"):
         Broadcaster(None, window=window)
@@ -165,7 +171,7 @@ def test_bad_transport(transport):
 
 def test_defaults_and_keys():
     b = Broadcaster(None, name="run7")
-    assert b.window == 16
+    assert b.window == DEFAULT_WINDOW == 16
     assert b.transport == "auto"
     assert set(TRANSPORTS) == {"auto", "inline", "scatter"}
     assert b.key(3) == "daskasync-model-run7-v3"
@@ -270,7 +276,7 @@ def test_a_version_in_use_outlives_the_window_for_recovery():
         b.client.sync(b._recover, 0)  # nobody used version 0: not kept
     in_use.clear()
     b.publish(np.zeros(2))
-    assert fut.released and not b._retired  # dropped with its last user
+    assert fut.released and 1 not in b.held  # dropped with its last user
     with pytest.raises(RuntimeError, match="left the history window"):
         b.client.sync(b._recover, 1)
 
@@ -317,3 +323,59 @@ def test_a_tuple_of_arrays_is_published_stacked_without_a_stacked_copy():
                                          r"shape, got \[\(4,\), \(5,\)\]$"):
         b.publish((theta, np.zeros(5)))
     assert b.version == 1  # nothing published
+
+
+@pytest.mark.parametrize(("d", "window"), [(10, 16), (WINDOW_MAX_BYTES // 256, 16),
+                                           (WINDOW_MAX_BYTES // 128, 8), (10**6, 4),
+                                           (10**7, 2)])
+def test_default_window_holds_at_most_its_budget(d, window):
+    """The default window: 16 versions, as many as fit in WINDOW_MAX_BYTES when larger,
+    at least 2; fixed by the first version published."""
+    b = Broadcaster(None)
+    assert b.window == DEFAULT_WINDOW
+    b.publish((np.zeros(d), np.zeros(d)))  # a SAGA version: 16 d bytes
+    assert b.window == window == default_window(16 * d)
+    assert window == 2 or window * 16 * d <= WINDOW_MAX_BYTES
+    publish_range_like = [b.publish((np.full(d, float(v)), np.zeros(d))) for v in range(20)]
+    assert b.held == publish_range_like[-window:]
+    assert Broadcaster(None, window=16).window == 16  # a window given is kept
+
+
+def test_versions_reuse_the_arrays_of_versions_gone():
+    """Once the window is full a publish allocates nothing: it writes into the array of
+    the version that left the window (or of an older one no task uses any more)."""
+    b = Broadcaster(None, window=3)
+    in_use: set[int] = set()
+    b.in_use = in_use.__contains__
+    seen: set[int] = set()
+
+    def publish(v: int) -> None:
+        b.publish(np.full(3, float(v)))
+        seen.update(id(b.shipped(u)) for u in b.held)
+
+    for v in range(10):
+        publish(v)
+    assert len(seen) == 3
+    in_use.add(8)  # a task computes on version 8 while the window moves on
+    for v in range(10, 14):
+        publish(v)
+    assert b.held == [8, 11, 12, 13]
+    np.testing.assert_array_equal(b.shipped(8), np.full(3, 8.0))
+    assert len(seen) == 4  # one array more, for the version kept in use
+    in_use.clear()
+    publish(14)  # version 8's array goes back to the pool
+    assert b.held == [12, 13, 14]
+    for v in range(15, 30):
+        publish(v)
+        np.testing.assert_array_equal(b.get(v - 2), np.full(3, float(v - 2)))
+    assert len(seen) == 4
+
+
+def test_a_version_gone_published_again_is_copied_whole():
+    """Publishing an array that is a version leaving the window (its slot is the one
+    reused) still stores its values."""
+    b = Broadcaster(None, window=2)
+    publish_range(b, 2)
+    v = b.publish(b.get(0))
+    np.testing.assert_array_equal(b.get(v), np.full(3, 0.0))
+    np.testing.assert_array_equal(b.get(v - 1), np.full(3, 1.0))

@@ -61,8 +61,8 @@ class Engine:
         is used as given).
     beta, tau : float, int
         Quorum fraction and staleness bound of a barrier given by name.
-    window : int
-        Model versions that can be read back (and at most held on the cluster).
+    window : int or None
+        Model versions readable back (``None``: :func:`.broadcast.default_window`).
     transport : {"auto", "inline", "scatter"}
         How model versions travel (see :class:`Broadcaster`).
     stragglers : None, "intensity", "cloud", Straggler or callable
@@ -122,7 +122,7 @@ class Engine:
         barrier: str | Barrier | Callable | None = "async",
         beta: float = 0.93,
         tau: int | None = None,
-        window: int = 16,
+        window: int | None = None,
         transport: str = "auto",
         stragglers: str | Straggler | Callable | None = None,
         straggler_c: float = 1.0,

@@ -13,7 +13,12 @@ import pytest
 import scipy.sparse as sp
 
 from daskasync.kernels_saga import saga_sequential_kernel
-from daskasync.kernels_saga_apply import DenseSagaChange, SagaChange, saga_change
+from daskasync.kernels_saga_apply import (
+    DenseSagaChange,
+    SagaChange,
+    add_model_changes,
+    saga_change,
+)
 from daskasync.kernels_saga_lazy import LazySagaResult, _segments, expand_saga_result
 from daskasync.tasks import sample_rows
 
@@ -278,3 +283,54 @@ def test_stacked_model_shape_is_checked():
         saga_sequential_kernel((X, y), np.zeros((3, 51)), loss_code=0, fraction=0.5,
                                fit_intercept=True, old=np.zeros(50), step=STEP, lam2=0.0,
                                lam1=0.0, n=100, partition=0, task_index=0, seed=0)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True], ids=["noint", "int"])
+@pytest.mark.parametrize("penalty", PENALTIES)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_a_round_of_changes_adds_as_their_sum(loss, penalty, fit_intercept):
+    """add_model_changes: the sum of a round's model changes (tasks on one version, in one
+    pass over the columns without L1, with resets in the schedule) equals adding each
+    change's dense form, to rounding; changes from another version, dense ones and L1
+    ones are added too."""
+    loss_code, K = LOSSES[loss]
+    lam2, lam1 = PENALTIES[penalty]
+    m, d, density, fraction = SHAPES["d3000"]
+    B = len(sample_rows(m, fraction, 5, 1, 2))
+    theta, mean, old = _start(3, K, d + fit_intercept, B)
+    other_theta, other_mean, _ = _start(4, K, d + fit_intercept, B)
+    kw = dict(step=STEP, lam2=lam2, lam1=lam1, fit_intercept=fit_intercept)
+    changes, dense_sum = [], np.zeros(np.shape(theta))
+    for i, (t0, m0, l2) in enumerate([(theta, mean, lam2), (theta, mean, lam2),
+                                     (theta, mean, lam2), (other_theta, other_mean, lam2)]):
+        X, y = _block(50 + i, m, d, density, loss_code, K)
+        dense, compact = _run(X, y, t0, m0, old, loss_code=loss_code, fraction=fraction,
+                              fit_intercept=fit_intercept, lam2=l2, lam1=lam1)
+        changes.append(saga_change(compact, t0, m0, **kw))
+        dense_sum += dense[0]
+    X, y = _block(60, m, d, density, loss_code, K)
+    dense, _ = _run(X, y, theta, mean, old, loss_code=loss_code, fraction=fraction,
+                    fit_intercept=fit_intercept, lam2=lam2, lam1=lam1)
+    changes.append(saga_change(dense, theta, mean, **kw))
+    dense_sum += dense[0]
+    linear = [c.linear_drift() for c in changes[:4]]
+    assert all((x is None) == (lam1 > 0) for x in linear)
+    start = np.random.default_rng(1).standard_normal(np.shape(theta))
+    for weight in (1.0, 0.25):
+        got = start.copy()
+        add_model_changes(got, changes, weight)
+        want = start + weight * dense_sum
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14 * np.abs(want).max())
+        assert np.count_nonzero(got != start) > 0.9 * got.size
+
+
+def test_linear_drift_across_resets():
+    """The coefficients of an untouched coordinate's drift follow the schedule's resets."""
+    theta, dense, compact = _case("logistic", "l2", False, "d3000", resets=True)
+    _, mean, _ = _start(3_000, 1, 3_000, compact.count)  # the mean the case ran with
+    change = saga_change(compact, theta, mean, step=STEP, lam2=0.2 / STEP, lam1=0.0,
+                         fit_intercept=False)
+    a, b = change.linear_drift()
+    untouched = np.setdiff1d(np.arange(3_000), compact.indices)
+    got = (a - 1.0) * theta[untouched] + b * mean[untouched]
+    np.testing.assert_allclose(got, dense[0][untouched], rtol=1e-12, atol=1e-300)

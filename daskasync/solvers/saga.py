@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.barriers import Barrier
+from ..kernels_saga_apply import add_model_changes
 from ..problem import Problem, RowStats
 from .base import RunContext, Solver, SolverState, apply_update, sum_results
 from .saga_common import (
@@ -95,20 +96,22 @@ class SAGA(Solver):
 def _apply_changes(theta: np.ndarray, attrs: list, changes: list, tasks: SagaTasks,
                    weight: float, step: float, problem: Problem) -> int:
     """A sequential round: store every pass's scalars and ``alpha_bar`` change, then add
-    ``weight`` times the sum of their model changes (in partition order). With an L1 part,
+    ``weight`` times the sum of their model changes (:func:`add_model_changes`: one pass
+    over the columns for the round). With an L1 part,
     the sum of their smooth movements instead, then one prox with the threshold they
     accumulated (``weight`` times their steps), so the model stays exactly sparse; the
     optimum is a fixed point, as for each pass (its optimality condition holds for any
     step). Returns the rows the round sampled."""
     for a, change in zip(attrs, changes, strict=True):
         tasks.store_change(a.partition, a.task_index, change)
-    total = tasks.zeros_like(theta)
-    prox = problem.penalty.has_prox
-    for change in changes:
-        (change.add_smooth if prox else change.add_model)(total)
     count = sum(change.count for change in changes)
+    if not problem.penalty.has_prox:  # one pass over the columns for the round
+        add_model_changes(theta, changes, weight)
+        return count
+    total = tasks.zeros_like(theta)
+    for change in changes:
+        change.add_smooth(total)
     total *= weight
     theta += total
-    if prox:
-        problem.prox(theta, weight * count * step)
+    problem.prox(theta, weight * count * step)
     return count

@@ -12,7 +12,7 @@ from daskasync.bench.metrics import time_to_target
 from daskasync.bench.report import markdown_table
 from daskasync.bench.runner import run_benchmark
 from daskasync.bench.runs import calibrate_task_time
-from daskasync.bench.sparse import epoch_costs, table
+from daskasync.bench.sparse import epoch_costs, round_costs, table
 from daskasync.bench.specs import parse_solver, straggler_model
 from daskasync.cli import main
 from daskasync.data import PartitionedData
@@ -403,3 +403,17 @@ def test_sparse_epochs_report_where_a_task_spends_its_time(client):
     assert rows[0]["saga"]["ratio_to_smallest_d"] == 1.0
     text = table(rows)
     assert text.count("\n") == 4 and "saga task: run / fetch" in text
+
+
+def test_sparse_round_times_the_drivers_share_of_a_round():
+    """The ``round`` experiment times both ways of adding a round's results and both
+    windows, on this process only."""
+    out = round_costs(d=40_000, n=2_000, nnz=10, partitions=(2, 4))
+    for P in (2, 4):
+        got = out[f"P={P}"]
+        assert got["one_by_one_ms"] > 0 and got["one_pass_ms"] > 0
+    assert out["window_16"]["window"] == 16
+    assert out["window_default"]["window"] == 16  # 640 kB versions: the whole default
+    big = round_costs(d=1_000_000, n=400, nnz=2, partitions=(1,))
+    assert big["window_default"]["window"] == 4
+    assert big["window_16"]["publish_20_versions_ms"] > 0

@@ -14,11 +14,16 @@ partition's rows: the pickled size of what it is shipped (its arguments, and the
 version or the view of it on its block's columns that it reads) and of its result, against
 the CSR size of its sampled rows.
 
+``round``: the driver's share of a synchronous SAGA round at ``d = 1e6``, in this process
+(no cluster): adding ``P`` tasks' compact results to the model one by one against
+:func:`~daskasync.kernels_saga_apply.add_model_changes` (one pass over the columns), and
+storing 20 versions in a history window of 16 against the default window.
+
 ``l1``: rcv1-like text data, ``LogisticRegression(penalty="l1")`` with default settings
 against scikit-learn's saga run to ``tol=1e-12``: the Jaccard index of the nonzero sets and
 the epochs used.
 
-Run ``python -m daskasync.bench.sparse [epochs|bytes|l1]`` (a LocalCluster of
+Run ``python -m daskasync.bench.sparse [epochs|bytes|round|l1]`` (a LocalCluster of
 ``--workers`` single-thread processes) or pass ``--scheduler``; ``--output`` saves the
 numbers as JSON.
 """
@@ -38,7 +43,7 @@ from ..api import minimize
 from ..constraints import Interval, argparse_type, parse_list
 from ..data import PartitionedData
 
-__all__ = ["epoch_costs", "sklearn_epoch"]
+__all__ = ["epoch_costs", "round_costs", "sklearn_epoch"]
 
 
 def _daskasync_epoch(data: PartitionedData, solver: str, epochs: int) -> dict[str, Any]:
@@ -165,6 +170,66 @@ def task_bytes(client: Any, *, d: int = 1_000_000, n: int = 100_000, nnz: int = 
             "block_columns": block_cols, "model_view_bytes": view_bytes}
 
 
+def _median_ms(fn: Any, repeats: int = 9) -> float:
+    fn()  # compilation, first touch
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def round_costs(*, d: int = 1_000_000, n: int = 100_000, nnz: int = 50,
+                partitions: Sequence[int] = (4, 16), seed: int = 0) -> dict[str, Any]:
+    """Milliseconds of the driver's work in a synchronous SAGA round at ``d`` (this process,
+    no cluster): the results of ``P`` whole-partition passes added one by one and with
+    :func:`~daskasync.kernels_saga_apply.add_model_changes`; and 20 versions published
+    into a window of 16 and into the default one."""
+    from ..datasets import make_rcv1_like
+    from ..engine.broadcast import Broadcaster
+    from ..kernels_saga import saga_sequential_kernel, sequential_loss_code
+    from ..kernels_saga_apply import add_model_changes, saga_change
+    from ..losses import LogisticLoss
+
+    rng = np.random.default_rng(seed)
+    model = np.stack([rng.normal(size=d) * 1e-3, rng.normal(size=d) * 1e-4])
+    kw = dict(step=0.1, lam2=1.0 / n, lam1=0.0, fit_intercept=False)
+    out: dict[str, Any] = {"d": d, "n": n}
+    for P in partitions:
+        rows = n // P
+        results = []
+        for p in range(P):
+            X, y = make_rcv1_like(n=rows, d=d, density=nnz / d, seed=seed + p)
+            results.append(saga_sequential_kernel(
+                (X, y), model, loss_code=sequential_loss_code(LogisticLoss()), fraction=1.0,
+                old=np.zeros(rows), n=n, partition=p, task_index=0, seed=seed,
+                sparse_result=True, **kw))
+        theta, total = model[0].copy(), np.zeros(d)
+
+        def one_by_one(results=results, theta=theta, total=total) -> None:
+            total.fill(0.0)
+            for r in results:
+                saga_change(r, model[0], model[1], **kw).add_model(total)
+            total *= 1.0 / len(results)
+            theta += total
+
+        def one_pass(results=results, theta=theta) -> None:
+            add_model_changes(theta, [saga_change(r, model[0], model[1], **kw)
+                                      for r in results], 1.0 / len(results))
+
+        out[f"P={P}"] = {"one_by_one_ms": _median_ms(one_by_one),
+                         "one_pass_ms": _median_ms(one_pass)}
+    for name, window in (("window_default", None), ("window_16", 16)):
+        b = Broadcaster(None, window=window)
+        t0 = time.perf_counter()
+        for _ in range(20):
+            b.publish((model[0], model[1]))
+        out[name] = {"window": b.window, "publish_20_versions_ms":
+                     1e3 * (time.perf_counter() - t0)}
+    return out
+
+
 def l1_support(client: Any, *, n: int = 20_000, d: int = 20_000, nnz: int = 60,
                C: float = 0.5, seed: int = 1, solvers: Sequence[str] = ("saga", "asaga"),
                max_iter: int = 300) -> dict[str, Any]:
@@ -218,7 +283,7 @@ def table(rows: Sequence[dict[str, Any]], solvers: Sequence[str] = ("saga", "asa
 def _parser() -> argparse.ArgumentParser:
     positive_int = Interval("int", 1)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("experiment", nargs="?", default="epochs", choices=("epochs", "bytes", "l1"),
+    p.add_argument("experiment", nargs="?", default="epochs", choices=("epochs", "bytes", "round", "l1"),
                    help="what to measure (default epochs)")
     p.add_argument("--scheduler", help="address of an existing scheduler (default: LocalCluster)")
     p.add_argument("--workers", type=argparse_type("--workers", int, positive_int), default=2,
@@ -249,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     from ..clusters import cluster_client
 
     a = _parser().parse_args(argv)
+    if a.experiment == "round":  # the driver's work only: no cluster
+        out = round_costs(d=max(a.ds), n=a.n, nnz=a.nnz)
+        print(json.dumps(out, indent=1))
+        if a.output:
+            with open(a.output, "w") as fh:
+                json.dump(out, fh, indent=1)
+        return 0
     # the workers of the LocalCluster it starts are reachable from this process: data goes
     # to and from them directly, not through the scheduler (a cluster given by --scheduler
     # may only expose its scheduler)

@@ -13,8 +13,8 @@ once per way it travels:
   (``<= inline_max_bytes``), scattered otherwise (synchronous rounds, large models).
 
 Scattered versions are released when they fall out of the window, so the cluster holds
-O(window) model versions (plus those of tasks in flight) however long the run. Tasks can read back any version inside the
-window through :meth:`Broadcaster.ref`.
+O(window) model versions (plus those of tasks in flight) however long the run. Tasks can
+read back any version inside the window through :meth:`Broadcaster.ref`.
 """
 
 from __future__ import annotations

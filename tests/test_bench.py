@@ -388,8 +388,17 @@ def test_overhead_reports_the_like_for_like_loop(client):
 
 
 def test_sparse_epochs_report_where_a_task_spends_its_time(client):
-    rows = epoch_costs(client, ds=(2_000, 20_000), n=4_000, nnz=20, partitions=4, epochs=2)
+    rows = epoch_costs(client, ds=(2_000, 20_000), n=4_000, nnz=20, partitions=4, epochs=2,
+                       repeats=2)
     assert [r["d"] for r in rows] == [2_000, 20_000]
+    for r in rows:  # two interleaved measurements each; the row is one of them, the median
+        for name in ("saga", "asaga", "sklearn_saga"):
+            runs = r[name]["epoch_s_runs"]
+            assert len(runs) == 2 and r[name]["epoch_s"] == min(runs)
+        ratios = [a / b for a, b in zip(r["saga"]["epoch_s_runs"],
+                                        r["sklearn_saga"]["epoch_s_runs"], strict=True)]
+        assert r["saga"]["ratios"] == ratios
+        assert r["saga"]["ratio_to_sklearn"] == np.median(ratios)
     for r in rows:
         # scikit-learn's epoch is a difference of two fits' times: on data this small, of
         # about a millisecond each, its sign is noise
@@ -403,6 +412,7 @@ def test_sparse_epochs_report_where_a_task_spends_its_time(client):
     assert rows[0]["saga"]["ratio_to_smallest_d"] == 1.0
     text = table(rows)
     assert text.count("\n") == 4 and "saga task: run / fetch" in text
+    assert "saga / smallest d" in text and " [" in text  # the ratios' range
 
 
 def test_sparse_round_times_the_drivers_share_of_a_round():

@@ -7,7 +7,8 @@ generated on the workers; daskasync's SAGA and ASAGA make whole-partition passes
 ``LogisticRegression(solver="saga")`` runs in this process on the same rows, same objective
 (``lam = 1 / n``, i.e. ``C = 1``, no intercept). An epoch's time is the slope between the
 end of the first epoch and the end of the last (the first epoch includes compilation and
-warm-up), for every solver.
+warm-up), for every solver. ``--repeats k`` measures each k times, interleaved, and
+reports the median run and the median of the ratios within each repetition.
 
 ``bytes``: at ``d = 1e6`` (``--ds``), one asynchronous SAGA task with ``--fraction`` of a
 partition's rows: the pickled size of what it is shipped (its arguments, and the model
@@ -93,28 +94,47 @@ def sklearn_epoch(X: Any, y: np.ndarray, epochs: int) -> dict[str, Any]:
     return {"epoch_s": (many - one) / epochs, "first_epoch_s": one}
 
 
+def _median_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median epoch (an actual run's numbers, not a mix of runs)."""
+    ranked = sorted(runs, key=lambda r: r["epoch_s"])
+    return dict(ranked[(len(ranked) - 1) // 2])
+
+
 def epoch_costs(
     client: Any, *, ds: Sequence[int] = (20_000, 200_000, 1_000_000), n: int = 100_000,
     nnz: int = 50, partitions: int = 4, epochs: int = 5, seed: int = 0,
-    solvers: Sequence[str] = ("saga", "asaga"),
+    solvers: Sequence[str] = ("saga", "asaga"), repeats: int = 1,
 ) -> list[dict[str, Any]]:
-    """One row per ``d``: seconds per epoch of each solver and of scikit-learn's saga."""
+    """One row per ``d``: seconds per epoch of each solver and of scikit-learn's saga.
+
+    With ``repeats > 1`` every measurement is repeated, interleaved (each solver, then
+    scikit-learn, then again), on the same data: a solver's row is its median run, and its
+    ratio to scikit-learn the median of the ratios within each repetition (``ratios``
+    lists them), which a slow drift of the machine's speed affects least."""
     rows = []
     for d in ds:
         data = PartitionedData.synthetic("rcv1", n=n, d=int(d), n_partitions=partitions,
                                          seed=seed, client=client, density=nnz / int(d))
+        runs: dict[str, list[dict[str, Any]]] = {s: [] for s in [*solvers, "sklearn_saga"]}
         try:
             row: dict[str, Any] = {"d": int(d), "n": n, "nnz": int(data.nnz),
-                                   "nnz_per_row": data.nnz / n, "partitions": partitions}
-            for solver in solvers:
-                row[solver] = _daskasync_epoch(data, solver, epochs)
+                                   "nnz_per_row": data.nnz / n, "partitions": partitions,
+                                   "repeats": repeats}
             X, y = data.gather()
+            for _ in range(repeats):
+                for solver in solvers:
+                    runs[solver].append(_daskasync_epoch(data, solver, epochs))
+                runs["sklearn_saga"].append(sklearn_epoch(X, y, epochs))
         finally:
             data.release()
-        row["sklearn_saga"] = sklearn_epoch(X, y, epochs)
-        sk = row["sklearn_saga"]["epoch_s"]
+        for name, got in runs.items():
+            row[name] = _median_of(got)
+            row[name]["epoch_s_runs"] = [r["epoch_s"] for r in got]
         for solver in solvers:
-            row[solver]["ratio_to_sklearn"] = row[solver]["epoch_s"] / sk
+            ratios = [a["epoch_s"] / b["epoch_s"]
+                      for a, b in zip(runs[solver], runs["sklearn_saga"], strict=True)]
+            row[solver]["ratios"] = ratios
+            row[solver]["ratio_to_sklearn"] = float(np.median(ratios))
         rows.append(row)
     for solver in solvers:  # flat in d: each d against the smallest
         base = rows[0][solver]["epoch_s"]
@@ -264,18 +284,25 @@ def l1_support(client: Any, *, n: int = 20_000, d: int = 20_000, nnz: int = 60,
     return out
 
 
+def _ratio_text(got: dict[str, Any]) -> str:
+    ratios = got.get("ratios", [got["ratio_to_sklearn"]])
+    text = f"{got['ratio_to_sklearn']:.2f}"
+    return text if len(ratios) == 1 else f"{text} [{min(ratios):.2f}-{max(ratios):.2f}]"
+
+
 def table(rows: Sequence[dict[str, Any]], solvers: Sequence[str] = ("saga", "asaga")) -> str:
     """The rows as a markdown table (milliseconds per epoch)."""
     head = ["d", "nnz/row", "sklearn saga (1 core)"] + [f"{s} (ratio)" for s in solvers]
     head += [f"{s} task: run / fetch" for s in solvers]
+    head += [f"{s} / smallest d" for s in solvers]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [f"{r['d']:,}", f"{r['nnz_per_row']:.1f}",
                  f"{1e3 * r['sklearn_saga']['epoch_s']:.0f} ms"]
-        cells += [f"{1e3 * r[s]['epoch_s']:.0f} ms ({r[s]['ratio_to_sklearn']:.2f})"
-                  for s in solvers]
+        cells += [f"{1e3 * r[s]['epoch_s']:.0f} ms ({_ratio_text(r[s])})" for s in solvers]
         cells += [f"{1e3 * r[s].get('task_compute_s', np.nan):.0f} / "
                   f"{1e3 * r[s].get('task_transfer_s', np.nan):.0f} ms" for s in solvers]
+        cells += [f"{r[s]['ratio_to_smallest_d']:.2f}" for s in solvers]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -301,6 +328,9 @@ def _parser() -> argparse.ArgumentParser:
                    default=4, help="row blocks (default 4)")
     p.add_argument("--epochs", type=argparse_type("--epochs", int, positive_int), default=5,
                    help="timed epochs after the first (default 5)")
+    p.add_argument("--repeats", type=argparse_type("--repeats", int, positive_int), default=1,
+                   help="epochs: measurements per solver, interleaved; medians reported "
+                        "(default 1)")
     p.add_argument("--fraction", type=argparse_type(
         "--fraction", float, Interval("real", 0, 1, closed="right")), default=0.01,
         help="bytes: rows a task samples, as a fraction of its partition (default 0.01)")
@@ -328,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                         direct=a.scheduler is None) as client:
         if a.experiment == "epochs":
             out: Any = epoch_costs(client, ds=a.ds, n=a.n, nnz=a.nnz,
-                                   partitions=a.partitions, epochs=a.epochs)
+                                   partitions=a.partitions, epochs=a.epochs,
+                                   repeats=a.repeats)
             print(table(out))
         elif a.experiment == "bytes":
             out = task_bytes(client, d=max(a.ds), n=a.n, nnz=a.nnz, partitions=a.partitions,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import timeit
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -191,13 +192,10 @@ def task_bytes(client: Any, *, d: int = 1_000_000, n: int = 100_000, nnz: int = 
 
 
 def _median_ms(fn: Any, repeats: int = 9) -> float:
-    fn()  # compilation, first touch
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    """Median milliseconds of ``fn()`` over ``repeats`` calls after a first one
+    (compilation, first touch)."""
+    fn()
+    return 1e3 * float(np.median(timeit.repeat(fn, number=1, repeat=repeats)))
 
 
 def round_costs(*, d: int = 1_000_000, n: int = 100_000, nnz: int = 50,

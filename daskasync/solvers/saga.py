@@ -97,11 +97,11 @@ def _apply_changes(theta: np.ndarray, attrs: list, changes: list, tasks: SagaTas
                    weight: float, step: float, problem: Problem) -> int:
     """A sequential round: store every pass's scalars and ``alpha_bar`` change, then add
     ``weight`` times the sum of their model changes (:func:`add_model_changes`: one pass
-    over the columns for the round). With an L1 part,
-    the sum of their smooth movements instead, then one prox with the threshold they
-    accumulated (``weight`` times their steps), so the model stays exactly sparse; the
-    optimum is a fixed point, as for each pass (its optimality condition holds for any
-    step). Returns the rows the round sampled."""
+    over the columns for the round). With an L1 part, the sum of their smooth movements
+    instead, then one prox with the threshold they accumulated (``weight`` times their
+    steps), so the model stays exactly sparse; the optimum is a fixed point, as for each
+    pass (its optimality condition holds for any step). Returns the rows the round
+    sampled."""
     for a, change in zip(attrs, changes, strict=True):
         tasks.store_change(a.partition, a.task_index, change)
     count = sum(change.count for change in changes)

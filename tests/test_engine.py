@@ -229,6 +229,38 @@ def test_work_for_several_partitions_reaches_the_scheduler_in_one_message(client
     assert_no_tasks(client)
 
 
+class _Unhashed:
+    """A task argument that counts how often dask hashed it (its token)."""
+
+    hashed = 0
+
+    def __init__(self, value):
+        self.value = value
+
+    def __dask_tokenize__(self):
+        type(self).hashed += 1
+        return self.value
+
+
+def test_launching_tasks_does_not_hash_their_arguments(client, small_data):
+    """Tasks have unique keys: hashing their arguments (a SAGA task's history scalars)
+    would cost the driver time per launch for a token nobody uses."""
+    eng = da.Engine(small_data, name="test")
+    eng.publish(np.zeros(5))
+
+    def read(block, w, *, partition, task_index, seed, arg):
+        return arg.value
+
+    _Unhashed.hashed = 0
+    tickets = eng.submit(read, [0, 1, 2], lambda p, t: {"arg": _Unhashed(p)})
+    assert sorted(eng.collect() for _ in tickets) == [0, 1, 2]
+    values, _attrs = eng.round(read, lambda p, t: {"arg": _Unhashed(10 + p)})
+    assert values == [10, 11, 12]
+    assert _Unhashed.hashed == 0
+    eng.close()
+    assert_no_tasks(client)
+
+
 class RecordingQuorum(Quorum):
     """Quorum that records how many partitions were available at each decision."""
 

@@ -217,3 +217,65 @@ def pytest_collection_modifyitems(config, items):
     (pytest-xdist), the suite ends when its last long test does, so the long ones start
     first, dealt to both processes, and the short ones fill in around them."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _compile_kernels() -> None:
+    """Compile daskasync's just-in-time kernels (or load them from numba's cache) once,
+    before the test processes and the clusters' workers start: in a fresh checkout they
+    would otherwise each compile them at the same time. Tiny inputs, every path the tests
+    take: CSR blocks in float64, float32 and with int64 indices, a dense block, the three
+    losses, with and without an intercept and an L1 part, whole models and column views,
+    dense and compact results, and the driver's ways of adding them."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from daskasync.kernels_saga import saga_sequential_kernel
+    from daskasync.kernels_saga_apply import add_model_changes, saga_change
+    from daskasync.kernels_saga_lazy import LazySagaResult, expand_saga_result
+    from daskasync.views import restrict
+
+    m, d, step, lam2 = 40, 200, 0.05, 0.1
+    for dtype, itype in ((np.float64, np.int32), (np.float32, np.int32),
+                         (np.float64, np.int64)):
+        X = sp.random(m, d, density=0.05, format="csr", random_state=0, dtype=dtype)
+        X.indices, X.indptr = X.indices.astype(itype), X.indptr.astype(itype)
+        for loss_code, K in ((0, 1), (1, 1), (2, 3)):
+            y = np.arange(m) % 2 * 2.0 - 1.0 if K == 1 else (np.arange(m) % K).astype(float)
+            for fit_intercept in (False, True):
+                dim = d + fit_intercept
+                theta = np.full((dim,) if K == 1 else (K, dim), 0.01)
+                stacked = np.stack([theta, theta])
+                cols = np.unique(X.indices)
+                if fit_intercept:
+                    cols = np.append(cols, np.asarray(d, dtype=cols.dtype))
+                for lam1 in (0.0, 0.01, 1.0):
+                    kw = dict(loss_code=loss_code, fraction=1.0, fit_intercept=fit_intercept,
+                              old=np.zeros((m,) if K == 1 else (m, K)), step=step, lam2=lam2,
+                              lam1=lam1, n=m, partition=0, task_index=0, seed=0)
+                    pen = dict(step=step, lam2=lam2, lam1=lam1, fit_intercept=fit_intercept)
+                    # (block, model, compact results?): a view needs the compact result
+                    runs = [((X, y), stacked, (False, True), True),
+                            ((X, y), restrict(stacked, cols), (True,), True),
+                            ((X, y), stacked, (False,), False),  # the eager reference
+                            ((X.toarray(), y), stacked, (False,), True)]
+                    changes = []
+                    for block, model, forms, lazy in runs:
+                        for compact in forms:
+                            r = saga_sequential_kernel(block, model, sparse_result=compact,
+                                                       lazy=lazy, **kw)
+                            change = saga_change(r, theta, theta, **pen)
+                            change.add_model(theta.copy(), 0.5)
+                            change.add_smooth(theta.copy(), 0.5)
+                            change.add_mean(theta.copy())
+                            changes.append(change)
+                            if isinstance(r, LazySagaResult):
+                                expand_saga_result(r, theta, theta, **pen)
+                    if lam1 == 0.0:
+                        add_model_changes(theta.copy(), changes, 0.5)
+
+
+def pytest_configure(config):
+    # the controller (or a run without xdist), before it starts the test processes
+    if not (hasattr(config, "workerinput") or config.option.help
+            or config.option.collectonly):
+        _compile_kernels()
